@@ -1,0 +1,14 @@
+//! The cluster model, the configuration and the scheduler's pure state machine.
+//!
+//! Nothing here does network, file or clock I/O: callers read files and pass
+//! their text, and pass the current time into the state machine.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod constraints;
+pub mod kafka_props;
+pub mod model;
+pub mod properties;
+pub mod scheduler;
+pub mod task_data;

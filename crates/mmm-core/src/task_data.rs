@@ -1,0 +1,774 @@
+//! The document a mirroring task carries in `TaskInfo.data`: what to mirror,
+//! from where, to where.
+//!
+//! The scheduler builds a [`TaskData`] and sends [`TaskData::to_json`]; the
+//! executor reads it back with [`TaskData::from_json`], which validates every
+//! key once so that the replication engine never sees a raw string key. Keys
+//! this version does not know are ignored, so an older executor can read a
+//! newer scheduler's document.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+/// The newest document version this code reads and the one it writes.
+pub const TASK_DATA_VERSION: u64 = 1;
+
+/// The default of `offset_commit_interval_ms`.
+pub const DEFAULT_OFFSET_COMMIT_INTERVAL_MS: u64 = 60_000;
+
+/// Kafka's limit on topic name length.
+const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Librdkafka / Kafka client properties, by name.
+pub type Properties = BTreeMap<String, String>;
+
+/// How a record's target partition is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Partitioning {
+    /// The same partition number as in the source topic.
+    #[default]
+    Preserve,
+    /// The target producer's partitioner, from the record key.
+    Hash,
+}
+
+impl Partitioning {
+    /// The document's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Partitioning::Preserve => "preserve",
+            Partitioning::Hash => "hash",
+        }
+    }
+}
+
+/// Which source topics a task mirrors: exactly one of the document's
+/// `topics` and `topics_regex`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicSelection {
+    /// A fixed, non-empty list of topic names.
+    List(Vec<String>),
+    /// Every topic whose whole name matches the pattern.
+    Regex(String),
+}
+
+impl TopicSelection {
+    /// The pattern to hand a librdkafka subscription, which treats a topic
+    /// starting with `^` as a regex and matches it anywhere in the name:
+    /// anchoring both ends keeps the whole-name match of the original.
+    pub fn regex_subscription(pattern: &str) -> String {
+        let inner = pattern.strip_prefix('^').unwrap_or(pattern);
+        let inner = inner.strip_suffix('$').unwrap_or(inner);
+        format!("^({inner})$")
+    }
+}
+
+/// A validated `TaskInfo.data` document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskData {
+    /// The document version it was written in (at most [`TASK_DATA_VERSION`]).
+    pub version: u64,
+    /// The scheduler's id of the server (mirroring slot) this task runs.
+    pub server_id: u64,
+    /// Consumer properties for the source cluster; has `bootstrap.servers` and `group.id`.
+    pub consumer: Properties,
+    /// Producer properties for the target cluster; has `bootstrap.servers`.
+    pub producer: Properties,
+    /// The source topics.
+    pub topics: TopicSelection,
+    /// How often delivered offsets are committed to the source group.
+    pub offset_commit_interval_ms: u64,
+    /// How target partitions are chosen.
+    pub partitioning: Partitioning,
+    /// Put before each source topic name to name the target topic.
+    pub target_topic_prefix: String,
+    /// Put after each source topic name to name the target topic.
+    pub target_topic_suffix: String,
+    /// Whether missing target topics are created with the source's partition count.
+    pub create_topics: bool,
+}
+
+/// Why a `TaskInfo.data` document cannot be used. Each message names the key.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TaskDataError {
+    /// The bytes are not JSON.
+    #[error("task data is not valid JSON: {reason}")]
+    NotJson {
+        /// The parser's explanation, with line and column.
+        reason: String,
+    },
+    /// The document is JSON but not an object.
+    #[error("task data must be a JSON object, found {found}")]
+    NotAnObject {
+        /// The JSON type found.
+        found: &'static str,
+    },
+    /// A required key is absent (or null).
+    #[error("task data key `{key}` is missing")]
+    Missing {
+        /// The key.
+        key: String,
+    },
+    /// A key has a value of the wrong JSON type or range.
+    #[error("task data key `{key}` must be {expected}, found {found}")]
+    WrongType {
+        /// The key, dotted for nested ones (`consumer.group.id`).
+        key: String,
+        /// What the key must hold.
+        expected: &'static str,
+        /// What it holds.
+        found: String,
+    },
+    /// A version this executor cannot read.
+    #[error("task data key `version` is {found}: this executor reads versions 1 to {supported}")]
+    UnsupportedVersion {
+        /// The document's version.
+        found: u64,
+        /// The newest version understood.
+        supported: u64,
+    },
+    /// Both `topics` and `topics_regex` are set.
+    #[error("task data keys `topics` and `topics_regex` are both set: set exactly one")]
+    BothTopicSelections,
+    /// Neither `topics` nor `topics_regex` is set.
+    #[error("task data key `topics` or `topics_regex` is missing: set exactly one")]
+    NoTopicSelection,
+    /// `topics` is an empty list.
+    #[error("task data key `topics` is an empty list: name at least one topic")]
+    EmptyTopicList,
+    /// A topic name (or the prefix/suffix) Kafka would refuse.
+    #[error("task data key `{key}` holds invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The key (`topics[2]`, `target_topic_prefix`).
+        key: String,
+        /// The offending name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `topics_regex` does not compile.
+    #[error("task data key `topics_regex` does not compile ({pattern:?}): {reason}")]
+    BadRegex {
+        /// The pattern.
+        pattern: String,
+        /// The compiler's explanation.
+        reason: String,
+    },
+    /// `offset_commit_interval_ms` is 0.
+    #[error("task data key `offset_commit_interval_ms` must be greater than 0")]
+    ZeroCommitInterval,
+    /// A required client property is absent or empty.
+    #[error("task data key `{section}` lacks the property `{property}`")]
+    MissingProperty {
+        /// `consumer` or `producer`.
+        section: &'static str,
+        /// The property.
+        property: &'static str,
+    },
+    /// `partitioning` is neither "preserve" nor "hash".
+    #[error("task data key `partitioning` is {found:?}: expected \"preserve\" or \"hash\"")]
+    BadPartitioning {
+        /// The value found.
+        found: String,
+    },
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(key: impl Into<String>, expected: &'static str, found: &Value) -> TaskDataError {
+    let found = match found {
+        Value::Number(n) => format!("the number {n}"),
+        other => type_name(other).to_string(),
+    };
+    TaskDataError::WrongType {
+        key: key.into(),
+        expected,
+        found,
+    }
+}
+
+/// The value of `key`, treating an explicit null as absent.
+fn field<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    doc.get(key).filter(|v| !v.is_null())
+}
+
+fn required<'a>(doc: &'a Map<String, Value>, key: &str) -> Result<&'a Value, TaskDataError> {
+    field(doc, key).ok_or_else(|| TaskDataError::Missing { key: key.into() })
+}
+
+fn as_u64(key: &str, v: &Value) -> Result<u64, TaskDataError> {
+    v.as_u64()
+        .ok_or_else(|| wrong_type(key, "a non-negative integer", v))
+}
+
+fn as_string(key: &str, v: &Value) -> Result<String, TaskDataError> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| wrong_type(key, "a string", v))
+}
+
+fn properties(section: &'static str, v: &Value) -> Result<Properties, TaskDataError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| wrong_type(section, "an object of string properties", v))?;
+    obj.iter()
+        .map(|(name, value)| {
+            let value = as_string(&format!("{section}.{name}"), value)?;
+            Ok((name.clone(), value))
+        })
+        .collect()
+}
+
+/// Kafka's topic name rule: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+fn check_topic_name(key: &str, name: &str, allow_empty: bool) -> Result<(), TaskDataError> {
+    let invalid = |reason| TaskDataError::InvalidTopicName {
+        key: key.into(),
+        name: name.into(),
+        reason,
+    };
+    if name.is_empty() && !allow_empty {
+        return Err(invalid("a topic name cannot be empty"));
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(invalid("longer than 249 characters"));
+    }
+    if !allow_empty && (name == "." || name == "..") {
+        return Err(invalid("`.` and `..` are not topic names"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(invalid(
+            "only ASCII letters, digits, '.', '_' and '-' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+impl TaskData {
+    /// A version-1 document with the defaults for every optional key.
+    pub fn new(
+        server_id: u64,
+        consumer: Properties,
+        producer: Properties,
+        topics: TopicSelection,
+    ) -> Self {
+        Self {
+            version: TASK_DATA_VERSION,
+            server_id,
+            consumer,
+            producer,
+            topics,
+            offset_commit_interval_ms: DEFAULT_OFFSET_COMMIT_INTERVAL_MS,
+            partitioning: Partitioning::Preserve,
+            target_topic_prefix: String::new(),
+            target_topic_suffix: String::new(),
+            create_topics: true,
+        }
+    }
+
+    /// Reads and validates a document. Unknown keys are ignored.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, TaskDataError> {
+        let doc: Value = serde_json::from_slice(bytes).map_err(|e| TaskDataError::NotJson {
+            reason: e.to_string(),
+        })?;
+        let doc = match &doc {
+            Value::Object(map) => map,
+            other => {
+                return Err(TaskDataError::NotAnObject {
+                    found: type_name(other),
+                })
+            }
+        };
+
+        let version = as_u64("version", required(doc, "version")?)?;
+        if version == 0 || version > TASK_DATA_VERSION {
+            return Err(TaskDataError::UnsupportedVersion {
+                found: version,
+                supported: TASK_DATA_VERSION,
+            });
+        }
+        let server_id = as_u64("server_id", required(doc, "server_id")?)?;
+        let consumer = properties("consumer", required(doc, "consumer")?)?;
+        let producer = properties("producer", required(doc, "producer")?)?;
+
+        let topics = match (field(doc, "topics"), field(doc, "topics_regex")) {
+            (Some(_), Some(_)) => return Err(TaskDataError::BothTopicSelections),
+            (None, None) => return Err(TaskDataError::NoTopicSelection),
+            (Some(list), None) => {
+                let items = list
+                    .as_array()
+                    .ok_or_else(|| wrong_type("topics", "an array of topic names", list))?;
+                let names = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| as_string(&format!("topics[{i}]"), v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                TopicSelection::List(names)
+            }
+            (None, Some(pattern)) => TopicSelection::Regex(as_string("topics_regex", pattern)?),
+        };
+
+        let offset_commit_interval_ms = match field(doc, "offset_commit_interval_ms") {
+            Some(v) => as_u64("offset_commit_interval_ms", v)?,
+            None => DEFAULT_OFFSET_COMMIT_INTERVAL_MS,
+        };
+        let partitioning = match field(doc, "partitioning") {
+            None => Partitioning::Preserve,
+            Some(v) => match as_string("partitioning", v)?.as_str() {
+                "preserve" => Partitioning::Preserve,
+                "hash" => Partitioning::Hash,
+                other => {
+                    return Err(TaskDataError::BadPartitioning {
+                        found: other.to_owned(),
+                    })
+                }
+            },
+        };
+        let optional_string = |key: &str| -> Result<String, TaskDataError> {
+            field(doc, key)
+                .map(|v| as_string(key, v))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
+        let target_topic_prefix = optional_string("target_topic_prefix")?;
+        let target_topic_suffix = optional_string("target_topic_suffix")?;
+        let create_topics = match field(doc, "create_topics") {
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| wrong_type("create_topics", "a boolean", v))?,
+            None => true,
+        };
+
+        let data = Self {
+            version,
+            server_id,
+            consumer,
+            producer,
+            topics,
+            offset_commit_interval_ms,
+            partitioning,
+            target_topic_prefix,
+            target_topic_suffix,
+            create_topics,
+        };
+        data.validate()?;
+        Ok(data)
+    }
+
+    /// Checks the rules a parsed document must follow; [`TaskData::from_json`]
+    /// calls it, and a scheduler can call it before sending a document.
+    pub fn validate(&self) -> Result<(), TaskDataError> {
+        if self.version == 0 || self.version > TASK_DATA_VERSION {
+            return Err(TaskDataError::UnsupportedVersion {
+                found: self.version,
+                supported: TASK_DATA_VERSION,
+            });
+        }
+        for (section, props, needed) in [
+            (
+                "consumer",
+                &self.consumer,
+                &["bootstrap.servers", "group.id"][..],
+            ),
+            ("producer", &self.producer, &["bootstrap.servers"][..]),
+        ] {
+            for &property in needed {
+                if props.get(property).is_none_or(|v| v.trim().is_empty()) {
+                    return Err(TaskDataError::MissingProperty { section, property });
+                }
+            }
+        }
+        match &self.topics {
+            TopicSelection::List(names) => {
+                if names.is_empty() {
+                    return Err(TaskDataError::EmptyTopicList);
+                }
+                for (i, name) in names.iter().enumerate() {
+                    check_topic_name(&format!("topics[{i}]"), name, false)?;
+                }
+            }
+            TopicSelection::Regex(pattern) => {
+                if pattern.is_empty() {
+                    return Err(TaskDataError::BadRegex {
+                        pattern: pattern.clone(),
+                        reason: "the pattern is empty".into(),
+                    });
+                }
+                Regex::new(pattern).map_err(|e| TaskDataError::BadRegex {
+                    pattern: pattern.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        if self.offset_commit_interval_ms == 0 {
+            return Err(TaskDataError::ZeroCommitInterval);
+        }
+        check_topic_name("target_topic_prefix", &self.target_topic_prefix, true)?;
+        check_topic_name("target_topic_suffix", &self.target_topic_suffix, true)?;
+        Ok(())
+    }
+
+    /// The target topic of a source topic: prefix + source + suffix.
+    pub fn target_topic(&self, source: &str) -> String {
+        format!(
+            "{}{}{}",
+            self.target_topic_prefix, source, self.target_topic_suffix
+        )
+    }
+
+    /// The document as JSON, with every key of the current version.
+    pub fn to_json(&self) -> Vec<u8> {
+        let (topics, topics_regex) = match &self.topics {
+            TopicSelection::List(names) => (Value::from(names.clone()), Value::Null),
+            TopicSelection::Regex(pattern) => (Value::Null, Value::from(pattern.clone())),
+        };
+        let props = |p: &Properties| {
+            Value::Object(
+                p.iter()
+                    .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                    .collect(),
+            )
+        };
+        let doc = serde_json::json!({
+            "version": self.version,
+            "server_id": self.server_id,
+            "consumer": props(&self.consumer),
+            "producer": props(&self.producer),
+            "topics": topics,
+            "topics_regex": topics_regex,
+            "offset_commit_interval_ms": self.offset_commit_interval_ms,
+            "partitioning": self.partitioning.as_str(),
+            "target_topic_prefix": self.target_topic_prefix,
+            "target_topic_suffix": self.target_topic_suffix,
+            "create_topics": self.create_topics,
+        });
+        // A Value built from strings and integers always serializes.
+        serde_json::to_vec(&doc).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn contract_example() -> Value {
+        serde_json::json!({
+          "version": 1,
+          "server_id": 1,
+          "consumer": {"bootstrap.servers": "src:9092", "group.id": "mirror_maker_group"},
+          "producer": {"bootstrap.servers": "dst:9092", "acks": "all"},
+          "topics": ["t1", "t2"],
+          "topics_regex": null,
+          "offset_commit_interval_ms": 60000,
+          "partitioning": "preserve",
+          "target_topic_prefix": "",
+          "target_topic_suffix": "",
+          "create_topics": true
+        })
+    }
+
+    fn parse(v: &Value) -> Result<TaskData, TaskDataError> {
+        TaskData::from_json(&serde_json::to_vec(v).expect("serializes"))
+    }
+
+    fn with(mut v: Value, key: &str, value: Value) -> Value {
+        v.as_object_mut().expect("object").insert(key.into(), value);
+        v
+    }
+
+    fn without(mut v: Value, key: &str) -> Value {
+        v.as_object_mut().expect("object").remove(key);
+        v
+    }
+
+    fn err_text(v: &Value) -> String {
+        parse(v).expect_err("document must be refused").to_string()
+    }
+
+    #[test]
+    fn contract_example_parses() {
+        let d = parse(&contract_example()).expect("valid");
+        assert_eq!(d.version, 1);
+        assert_eq!(d.server_id, 1);
+        assert_eq!(d.consumer["group.id"], "mirror_maker_group");
+        assert_eq!(d.producer["acks"], "all");
+        assert_eq!(
+            d.topics,
+            TopicSelection::List(vec!["t1".into(), "t2".into()])
+        );
+        assert_eq!(d.offset_commit_interval_ms, 60_000);
+        assert_eq!(d.partitioning, Partitioning::Preserve);
+        assert!(d.create_topics);
+    }
+
+    #[test]
+    fn optional_keys_take_their_defaults() {
+        let mut v = contract_example();
+        for k in [
+            "offset_commit_interval_ms",
+            "partitioning",
+            "target_topic_prefix",
+            "target_topic_suffix",
+            "create_topics",
+            "topics_regex",
+        ] {
+            v = without(v, k);
+        }
+        let d = parse(&v).expect("valid");
+        assert_eq!(
+            d.offset_commit_interval_ms,
+            DEFAULT_OFFSET_COMMIT_INTERVAL_MS
+        );
+        assert_eq!(d.partitioning, Partitioning::Preserve);
+        assert_eq!(d.target_topic_prefix, "");
+        assert_eq!(d.target_topic_suffix, "");
+        assert!(d.create_topics);
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored() {
+        let v = with(
+            contract_example(),
+            "from_the_future",
+            serde_json::json!({"x": [1]}),
+        );
+        assert_eq!(
+            parse(&v).expect("valid"),
+            parse(&contract_example()).expect("valid")
+        );
+    }
+
+    #[test]
+    fn round_trips_through_to_json() {
+        let mut d = parse(&contract_example()).expect("valid");
+        d.partitioning = Partitioning::Hash;
+        d.target_topic_prefix = "dc1.".into();
+        d.target_topic_suffix = "-copy".into();
+        d.create_topics = false;
+        d.offset_commit_interval_ms = 5;
+        assert_eq!(TaskData::from_json(&d.to_json()).expect("valid"), d);
+        d.topics = TopicSelection::Regex("^orders\\..*".into());
+        let json: Value = serde_json::from_slice(&d.to_json()).expect("json");
+        assert_eq!(json["topics"], Value::Null);
+        assert_eq!(json["topics_regex"], "^orders\\..*");
+        assert_eq!(TaskData::from_json(&d.to_json()).expect("valid"), d);
+    }
+
+    #[test]
+    fn regex_selection_is_read() {
+        let v = with(
+            without(contract_example(), "topics"),
+            "topics_regex",
+            "^orders\\..*".into(),
+        );
+        let d = parse(&v).expect("valid");
+        assert_eq!(d.topics, TopicSelection::Regex("^orders\\..*".into()));
+    }
+
+    #[test]
+    fn both_or_neither_topic_selection_is_refused() {
+        let both = with(contract_example(), "topics_regex", "a.*".into());
+        assert_eq!(parse(&both), Err(TaskDataError::BothTopicSelections));
+        assert!(err_text(&both).contains("topics_regex"));
+        let neither = without(without(contract_example(), "topics"), "topics_regex");
+        assert_eq!(parse(&neither), Err(TaskDataError::NoTopicSelection));
+    }
+
+    #[test]
+    fn empty_topic_list_and_bad_names_are_refused() {
+        let v = with(contract_example(), "topics", serde_json::json!([]));
+        assert_eq!(parse(&v), Err(TaskDataError::EmptyTopicList));
+        let v = with(contract_example(), "topics", serde_json::json!(["ok", ""]));
+        assert!(err_text(&v).contains("topics[1]"));
+        let v = with(
+            contract_example(),
+            "topics",
+            serde_json::json!(["ok", "bad name"]),
+        );
+        assert!(err_text(&v).contains("topics[1]"));
+        let v = with(contract_example(), "topics", serde_json::json!(["ok", 3]));
+        assert!(err_text(&v).contains("`topics[1]` must be a string"));
+        let v = with(contract_example(), "topics", "t1".into());
+        assert!(err_text(&v).contains("`topics` must be an array"));
+        let v = with(contract_example(), "target_topic_prefix", "a/b".into());
+        assert!(err_text(&v).contains("target_topic_prefix"));
+    }
+
+    #[test]
+    fn bad_regex_is_refused_with_the_key() {
+        let v = with(
+            without(contract_example(), "topics"),
+            "topics_regex",
+            "orders(".into(),
+        );
+        let text = err_text(&v);
+        assert!(
+            text.contains("topics_regex") && text.contains("orders("),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unsupported_versions_are_refused() {
+        for version in [0, 2, 99] {
+            let v = with(contract_example(), "version", version.into());
+            assert_eq!(
+                parse(&v),
+                Err(TaskDataError::UnsupportedVersion {
+                    found: version,
+                    supported: 1
+                })
+            );
+        }
+        let v = with(contract_example(), "version", "1".into());
+        assert!(err_text(&v).contains("`version` must be a non-negative integer"));
+        assert!(err_text(&without(contract_example(), "version")).contains("`version` is missing"));
+    }
+
+    #[test]
+    fn zero_interval_is_refused() {
+        let v = with(contract_example(), "offset_commit_interval_ms", 0.into());
+        assert!(err_text(&v).contains("offset_commit_interval_ms"));
+        let v = with(contract_example(), "offset_commit_interval_ms", (-5).into());
+        assert!(err_text(&v).contains("offset_commit_interval_ms"));
+    }
+
+    #[test]
+    fn required_properties_are_checked() {
+        let v = with(
+            contract_example(),
+            "consumer",
+            serde_json::json!({"bootstrap.servers": "a:1"}),
+        );
+        assert_eq!(
+            parse(&v),
+            Err(TaskDataError::MissingProperty {
+                section: "consumer",
+                property: "group.id"
+            })
+        );
+        assert!(err_text(&v).contains("`consumer` lacks the property `group.id`"));
+        let v = with(
+            contract_example(),
+            "producer",
+            serde_json::json!({"acks": "all"}),
+        );
+        assert!(err_text(&v).contains("`producer` lacks the property `bootstrap.servers`"));
+        let v = with(
+            contract_example(),
+            "producer",
+            serde_json::json!({"bootstrap.servers": " "}),
+        );
+        assert!(err_text(&v).contains("bootstrap.servers"));
+        assert!(
+            err_text(&without(contract_example(), "consumer")).contains("`consumer` is missing")
+        );
+    }
+
+    #[test]
+    fn property_values_must_be_strings() {
+        let v = with(
+            contract_example(),
+            "consumer",
+            serde_json::json!({"bootstrap.servers": "a:1", "group.id": "g", "fetch.min.bytes": 1}),
+        );
+        let text = err_text(&v);
+        assert!(
+            text.contains("`consumer.fetch.min.bytes` must be a string"),
+            "{text}"
+        );
+        let v = with(contract_example(), "producer", serde_json::json!(["x"]));
+        assert!(err_text(&v).contains("`producer` must be an object"));
+    }
+
+    #[test]
+    fn partitioning_and_create_topics_are_checked() {
+        let v = with(contract_example(), "partitioning", "hash".into());
+        assert_eq!(parse(&v).expect("valid").partitioning, Partitioning::Hash);
+        let v = with(contract_example(), "partitioning", "random".into());
+        assert!(err_text(&v).contains("`partitioning` is \"random\""));
+        let v = with(contract_example(), "create_topics", "yes".into());
+        assert!(err_text(&v).contains("`create_topics` must be a boolean"));
+    }
+
+    #[test]
+    fn non_json_and_non_objects_are_refused() {
+        assert!(matches!(
+            TaskData::from_json(b"{not json"),
+            Err(TaskDataError::NotJson { .. })
+        ));
+        assert_eq!(
+            TaskData::from_json(b"[1]"),
+            Err(TaskDataError::NotAnObject { found: "an array" })
+        );
+        assert!(matches!(
+            TaskData::from_json(b""),
+            Err(TaskDataError::NotJson { .. })
+        ));
+    }
+
+    #[test]
+    fn target_topic_applies_prefix_and_suffix() {
+        let mut d = parse(&contract_example()).expect("valid");
+        assert_eq!(d.target_topic("t1"), "t1");
+        d.target_topic_prefix = "a.".into();
+        d.target_topic_suffix = ".b".into();
+        assert_eq!(d.target_topic("t1"), "a.t1.b");
+    }
+
+    #[test]
+    fn regex_subscription_anchors_the_whole_name() {
+        assert_eq!(
+            TopicSelection::regex_subscription("orders\\..*"),
+            "^(orders\\..*)$"
+        );
+        assert_eq!(
+            TopicSelection::regex_subscription("^orders\\..*$"),
+            "^(orders\\..*)$"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = TaskData::from_json(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_json_values_never_panic(
+            key in prop::sample::select(vec![
+                "version", "server_id", "consumer", "producer", "topics", "topics_regex",
+                "offset_commit_interval_ms", "partitioning", "target_topic_prefix",
+                "target_topic_suffix", "create_topics",
+            ]),
+            value in prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| serde_json::json!(f)),
+                ".{0,20}".prop_map(Value::from),
+                proptest::collection::vec(".{0,8}", 0..4).prop_map(Value::from),
+            ],
+        ) {
+            let v = with(contract_example(), key, value);
+            if let Ok(d) = parse(&v) {
+                prop_assert_eq!(TaskData::from_json(&d.to_json()), Ok(d));
+            }
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The executor benchmark: one `mmm-executor` process mirrors 1,000,000
+//! records of 200 bytes across 8 partitions between two Tansu brokers, next
+//! to consume-only and produce-only runs with the same librdkafka settings.
+//!
+//! ```text
+//! cargo run --release -p mmm-executor --example executor-bench [-- --records N --size B --partitions P]
+//! ```
+//!
+//! Throughput is measured from the first record to the last one (consumed,
+//! acknowledged, or present in the target), so the consumer group join, which
+//! Tansu makes slow, is reported apart.
+
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use common::agent::{spawn_executor, FakeAgent};
+use mesos_proto::v1::TaskState;
+use mmm_executor::kafka_config::{consumer_config, producer_config};
+use mmm_test_support::{create_topic, produce_generated, random_name, KafkaBroker};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+
+struct Args {
+    records: usize,
+    size: usize,
+    partitions: i32,
+    /// Extra consumer properties (`--consumer k=v,k=v`), for tuning runs.
+    consumer: Vec<(String, String)>,
+    /// Extra producer properties (`--producer k=v,k=v`).
+    producer: Vec<(String, String)>,
+    /// `MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS` for the executor (`--in-flight N`).
+    in_flight: Option<String>,
+    /// Which measurements to run (`--only load,produce,consume,replicate`).
+    only: Option<Vec<String>>,
+}
+
+impl Args {
+    fn runs(&self, what: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|w| w == what))
+    }
+}
+
+fn pairs(text: &str) -> Result<Vec<(String, String)>> {
+    text.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .with_context(|| format!("{p:?} is not key=value"))
+        })
+        .collect()
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        records: 1_000_000,
+        size: 200,
+        partitions: 8,
+        consumer: Vec::new(),
+        producer: Vec::new(),
+        only: None,
+        in_flight: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--records" => a.records = value.parse()?,
+            "--size" => a.size = value.parse()?,
+            "--partitions" => a.partitions = value.parse()?,
+            "--consumer" => a.consumer = pairs(&value)?,
+            "--producer" => a.producer = pairs(&value)?,
+            "--in-flight" => a.in_flight = Some(value),
+            "--only" => a.only = Some(value.split(',').map(str::to_owned).collect()),
+            other => bail!("unknown flag {other} (known: --records, --size, --partitions)"),
+        }
+    }
+    Ok(a)
+}
+
+struct Rate {
+    name: &'static str,
+    records: usize,
+    bytes: usize,
+    elapsed: Duration,
+}
+
+impl Rate {
+    fn msgs(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64()
+    }
+    fn mb(&self) -> f64 {
+        self.bytes as f64 / self.elapsed.as_secs_f64() / 1_000_000.0
+    }
+    fn print(&self) {
+        println!(
+            "{:<28} {:>10} records in {:>7.3} s  {:>10.0} msgs/s  {:>7.1} MB/s",
+            self.name,
+            self.records,
+            self.elapsed.as_secs_f64(),
+            self.msgs(),
+            self.mb()
+        );
+    }
+}
+
+#[derive(Default)]
+struct Counter(AtomicUsize);
+impl ClientContext for Counter {}
+impl ProducerContext for Counter {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_ok() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn props(
+    bootstrap: &str,
+    extra: &[(&str, &str)],
+    user: &[(String, String)],
+) -> mmm_core::task_data::Properties {
+    std::iter::once(("bootstrap.servers", bootstrap))
+        .chain(extra.iter().copied())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .chain(user.iter().cloned())
+        .collect()
+}
+
+/// Produces `n` records with the executor's producer defaults.
+fn produce_only(bootstrap: &str, topic: &str, a: &Args) -> Result<Rate> {
+    let producer: BaseProducer<Counter> =
+        producer_config(&props(bootstrap, &[("acks", "all")], &a.producer))
+            .create_with_context(Counter::default())?;
+    let value = vec![b'p'; a.size];
+    let start = Instant::now();
+    for i in 0..a.records {
+        let p = (i % a.partitions as usize) as i32;
+        let mut record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(topic).partition(p).payload(value.as_slice());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(1));
+                }
+            }
+        }
+        if i % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let delivered = producer.context().0.load(Ordering::Relaxed);
+    if delivered != a.records {
+        bail!("produce-only delivered {delivered} of {}", a.records);
+    }
+    Ok(Rate {
+        name: "produce-only (target)",
+        records: a.records,
+        bytes: a.records * a.size,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Consumes `n` records with the executor's consumer defaults and a fresh group.
+fn consume_only(bootstrap: &str, topic: &str, a: &Args) -> Result<(Rate, Duration)> {
+    let group = random_name("bench-consume");
+    let consumer: BaseConsumer = consumer_config(&props(
+        bootstrap,
+        &[
+            ("group.id", &group),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "6000"),
+        ],
+        &a.consumer,
+    ))
+    .create()?;
+    consumer.subscribe(&[topic])?;
+    let subscribed = Instant::now();
+    let mut first = None;
+    let mut n = 0usize;
+    let mut bytes = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while n < a.records {
+        if Instant::now() > deadline {
+            bail!("consume-only read {n} of {} records", a.records);
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            first.get_or_insert_with(Instant::now);
+            bytes += m.payload().map_or(0, <[u8]>::len);
+            n += 1;
+        }
+    }
+    let first = first.unwrap_or(subscribed);
+    Ok((
+        Rate {
+            name: "consume-only (source)",
+            records: n,
+            bytes,
+            elapsed: first.elapsed(),
+        },
+        first - subscribed,
+    ))
+}
+
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Runs the real executor binary and times it from its first consumed record
+/// to its last acknowledged one, from its metrics messages.
+fn replicate(source: &str, target: &str, topic: &str, a: &Args) -> Result<(Rate, Duration, u64)> {
+    let agent = FakeAgent::start();
+    let sandbox = tempfile::tempdir()?;
+    let mut env = vec![
+        ("MMM_EXECUTOR_METRICS_INTERVAL_MS", "20"),
+        ("RUST_LOG", "info"),
+    ];
+    if let Some(n) = &a.in_flight {
+        env.push(("MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS", n));
+    }
+    let mut executor = spawn_executor(&agent, sandbox.path(), &env);
+    agent.wait_subscribed(1, Duration::from_secs(30));
+    let mut data = common::task(source, target, &[topic], &random_name("bench-mirror"));
+    data.offset_commit_interval_ms = 5_000;
+    data.consumer.extend(a.consumer.iter().cloned());
+    data.producer.extend(a.producer.iter().cloned());
+    let launched = Instant::now();
+    agent.launch("bench", &data.to_json());
+    agent.wait_for_state(TaskState::TaskRunning, Duration::from_secs(60));
+    let mut seen = 0usize;
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let done = loop {
+        if Instant::now() > deadline {
+            bail!("replication did not finish");
+        }
+        if let Some(failed) = agent
+            .updates()
+            .iter()
+            .find(|u| u.state == TaskState::TaskFailed as i32)
+        {
+            bail!("executor failed: {:?}", failed.message);
+        }
+        let messages = agent.messages();
+        for m in &messages[seen..] {
+            let v: serde_json::Value = serde_json::from_slice(m)?;
+            if first.is_none() && v["records_consumed"].as_u64().unwrap_or(0) > 0 {
+                first = Some(Instant::now());
+            }
+            if v["records_produced"].as_u64().unwrap_or(0) as usize >= a.records {
+                break;
+            }
+        }
+        let finished = messages[seen..].iter().any(|m| {
+            serde_json::from_slice::<serde_json::Value>(m)
+                .map(|v| v["records_produced"].as_u64().unwrap_or(0) as usize >= a.records)
+                .unwrap_or(false)
+        });
+        seen = messages.len();
+        if finished {
+            break Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let hwm = vm_hwm_kb(executor.pid()).unwrap_or(0);
+    agent.kill("bench");
+    agent.wait_for_state(TaskState::TaskKilled, Duration::from_secs(30));
+    let _ = executor.wait_timeout(Duration::from_secs(10));
+    let first = first.unwrap_or(launched);
+    Ok((
+        Rate {
+            name: "replication (mmm-executor)",
+            records: a.records,
+            bytes: a.records * a.size,
+            elapsed: done - first,
+        },
+        first - launched,
+        hwm,
+    ))
+}
+
+fn main() -> Result<()> {
+    let a = args()?;
+    println!(
+        "executor benchmark: {} records of {} bytes across {} partitions, two Tansu brokers",
+        a.records, a.size, a.partitions
+    );
+    let source = KafkaBroker::start()?;
+    let target = KafkaBroker::start()?;
+    let topic = random_name("bench");
+    create_topic(&source.bootstrap(), &topic, a.partitions)?;
+    let produce_topic = random_name("bench-produce");
+    create_topic(&target.bootstrap(), &produce_topic, a.partitions)?;
+    create_topic(&target.bootstrap(), &topic, a.partitions)?;
+
+    let load_start = Instant::now();
+    produce_generated(&source.bootstrap(), &topic, a.partitions, a.records, a.size)?;
+    let load = Rate {
+        name: "load (source, test helper)",
+        records: a.records,
+        bytes: a.records * a.size,
+        elapsed: load_start.elapsed(),
+    };
+    println!();
+    load.print();
+    let produce = if a.runs("produce") {
+        let r = produce_only(&target.bootstrap(), &produce_topic, &a)?;
+        r.print();
+        Some(r)
+    } else {
+        None
+    };
+    let consume = if a.runs("consume") {
+        let (r, join) = consume_only(&source.bootstrap(), &topic, &a)?;
+        r.print();
+        println!(
+            "  (group join before the first record: {:.2} s)",
+            join.as_secs_f64()
+        );
+        Some(r)
+    } else {
+        None
+    };
+    let replication = if a.runs("replicate") {
+        let (r, join, hwm_kb) = replicate(&source.bootstrap(), &target.bootstrap(), &topic, &a)?;
+        r.print();
+        println!(
+            "  (launch to first record: {:.2} s; peak RSS {:.1} MB)",
+            join.as_secs_f64(),
+            hwm_kb as f64 / 1024.0
+        );
+        Some((r, hwm_kb))
+    } else {
+        None
+    };
+    println!();
+    if let (Some(p), Some(c), Some((r, hwm_kb))) = (&produce, &consume, &replication) {
+        let limit = p.msgs().min(c.msgs());
+        let ratio = r.msgs() / limit;
+        println!(
+            "ratio replication / min(consume, produce) = {ratio:.3}   (target >= 0.9: {})",
+            if ratio >= 0.9 { "met" } else { "NOT met" }
+        );
+        let rss_mb = *hwm_kb as f64 / 1024.0;
+        println!(
+            "executor peak RSS (VmHWM) = {rss_mb:.1} MB   (target <= 64 MB: {})",
+            if rss_mb > 0.0 && rss_mb <= 64.0 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
+    Ok(())
+}

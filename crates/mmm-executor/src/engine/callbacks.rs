@@ -1,0 +1,200 @@
+//! librdkafka's callbacks: delivery reports feed the offset trackers;
+//! rebalances drain and commit revoked partitions.
+
+use super::state::Shared;
+use super::worker::{OFFSET_BITS, OFFSET_MASK};
+use super::EngineError;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
+use rdkafka::statistics::Statistics;
+use rdkafka::TopicPartitionList;
+
+use crate::metrics::Metrics;
+
+pub(super) struct DeliveryContext {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let slot_index = opaque >> OFFSET_BITS;
+        let offset = (opaque & OFFSET_MASK) as i64;
+        let message = match result {
+            Ok(m) => m,
+            Err((_, m)) => m,
+        };
+        let bytes = message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len);
+        let mut state = self.shared.lock();
+        state.in_flight_records = state.in_flight_records.saturating_sub(1);
+        state.in_flight_bytes = state.in_flight_bytes.saturating_sub(bytes);
+        match result {
+            Ok(_) => {
+                if let Some(slot) = state.slots.get_mut(slot_index) {
+                    slot.tracker.delivered(offset);
+                }
+                Metrics::add(&self.shared.metrics.records_produced, 1);
+                Metrics::add(&self.shared.metrics.bytes_produced, bytes as u64);
+            }
+            Err((
+                KafkaError::MessageProduction(
+                    RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
+                ),
+                _,
+            )) => {
+                // Records dropped when the producer closes after the drain
+                // deadline: they were never committed, so the next owner copies them.
+            }
+            Err((err, _)) => {
+                Metrics::add(&self.shared.metrics.produce_errors, 1);
+                let Some(slot) = state.slots.get_mut(slot_index) else {
+                    return;
+                };
+                slot.tracker.failed(offset);
+                let failure = EngineError::Delivery {
+                    topic: slot.topic.clone(),
+                    partition: slot.partition,
+                    offset,
+                    target_topic: slot.target_topic.clone(),
+                    source: Box::new(err.clone()),
+                };
+                if state.failure.is_none() {
+                    tracing::error!(error = %failure, "delivery failed");
+                    state.failure = Some(failure);
+                }
+            }
+        }
+    }
+}
+
+pub(super) struct RebalanceContext {
+    pub(super) shared: Arc<Shared>,
+    pub(super) producer: Arc<BaseProducer<DeliveryContext>>,
+    pub(super) drain_timeout: Duration,
+}
+
+impl ClientContext for RebalanceContext {
+    /// librdkafka's statistics carry each partition's cached high watermark
+    /// and position, so the lag costs no request.
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = BTreeMap::new();
+        for (name, topic) in &statistics.topics {
+            for (id, p) in &topic.partitions {
+                if *id < 0 || p.hi_offset < 0 || p.app_offset < 0 {
+                    continue;
+                }
+                lag.insert(format!("{name}-{id}"), (p.hi_offset - p.app_offset).max(0));
+            }
+        }
+        self.shared.metrics.set_lag(lag);
+    }
+}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let revoked: Vec<usize> = {
+            let state = self.shared.lock();
+            tpl.elements()
+                .iter()
+                .filter_map(|e| state.find_slot(e.topic(), e.partition()))
+                .collect()
+        };
+        tracing::info!(
+            partitions = tpl.count(),
+            "partitions revoked: draining them"
+        );
+        // Only the revoked partitions' records must reach the target before
+        // their offsets move to another member.
+        let deadline = Instant::now() + self.drain_timeout;
+        loop {
+            let pending: usize = {
+                let state = self.shared.lock();
+                revoked
+                    .iter()
+                    .filter_map(|&i| state.slots.get(i))
+                    .map(|s| s.tracker.in_flight())
+                    .sum()
+            };
+            if pending == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    pending,
+                    "revoked partitions still had records in flight at the deadline: \
+                     the next owner will copy them again"
+                );
+                break;
+            }
+            self.producer.poll(Duration::from_millis(10));
+        }
+        let (list, marks) = self.shared.lock().commit_list(Some(&revoked));
+        let _ = self
+            .shared
+            .commit(consumer, &list, &marks, CommitMode::Sync);
+        let mut state = self.shared.lock();
+        for &i in &revoked {
+            if let Some(slot) = state.slots.get_mut(i) {
+                slot.assigned = false;
+                slot.tracker.reset();
+                slot.last_committed = None;
+            }
+        }
+        state.rebalances += 1;
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let mut state = self.shared.lock();
+                for e in tpl.elements() {
+                    if let Some(i) = state.find_slot(e.topic(), e.partition()) {
+                        let slot = &mut state.slots[i];
+                        slot.assigned = true;
+                        slot.tracker.reset();
+                        slot.last_committed = None;
+                    }
+                }
+                state.rebalances += 1;
+                tracing::info!(partitions = tpl.count(), "partitions assigned");
+                self.shared.metrics.consuming.store(true, Ordering::Release);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(err) => {
+                Metrics::add(&self.shared.metrics.consume_errors, 1);
+                tracing::warn!(error = %err, "rebalance error");
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => self.shared.metrics.committed_now(),
+            Err(err) => {
+                Metrics::add(&self.shared.metrics.commit_errors, 1);
+                tracing::warn!(error = %err, "asynchronous commit failed");
+                // Commit these partitions again at the next interval.
+                let mut state = self.shared.lock();
+                for e in offsets.elements() {
+                    if let Some(i) = state.find_slot(e.topic(), e.partition()) {
+                        state.slots[i].last_committed = None;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Why the replication engine stops on its own.
+
+use rdkafka::error::KafkaError;
+use thiserror::Error;
+
+/// Why the engine stopped without being asked to.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// librdkafka refused a property.
+    #[error("invalid {client} configuration: {source}")]
+    Config {
+        /// `consumer` or `producer`.
+        client: &'static str,
+        /// librdkafka's explanation, naming the property.
+        source: Box<KafkaError>,
+    },
+    /// The subscription was refused.
+    #[error("subscribing to {what} failed: {source}")]
+    Subscribe {
+        /// The topics or pattern.
+        what: String,
+        /// The cause.
+        source: Box<KafkaError>,
+    },
+    /// Metadata could not be read.
+    #[error("reading metadata of topic {topic} from the {cluster} cluster failed: {source}")]
+    Metadata {
+        /// `source` or `target`.
+        cluster: &'static str,
+        /// The topic.
+        topic: String,
+        /// The cause.
+        source: Box<KafkaError>,
+    },
+    /// A subscribed topic vanished from the source.
+    #[error("source topic {topic} does not exist")]
+    SourceTopicMissing {
+        /// The topic.
+        topic: String,
+    },
+    /// The target topic does not exist and `create_topics` is false.
+    #[error("target topic {target_topic} (for source topic {source_topic}) does not exist and create_topics is false")]
+    TargetTopicMissing {
+        /// The source topic.
+        source_topic: String,
+        /// The missing target topic.
+        target_topic: String,
+    },
+    /// "preserve" cannot keep partition numbers.
+    #[error("partitioning \"preserve\" needs target topic {target_topic} to have at least the {source_partitions} partitions of source topic {source_topic}, it has {target_partitions}")]
+    TooFewTargetPartitions {
+        /// The source topic.
+        source_topic: String,
+        /// Its partition count.
+        source_partitions: i32,
+        /// The target topic.
+        target_topic: String,
+        /// Its partition count.
+        target_partitions: i32,
+    },
+    /// Creating a target topic failed.
+    #[error("creating target topic {topic} failed: {reason}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The cause.
+        reason: String,
+    },
+    /// The producer refused a record outright.
+    #[error(
+        "producing source record {topic}/{partition}@{offset} to {target_topic} failed: {source}"
+    )]
+    Produce {
+        /// The source topic.
+        topic: String,
+        /// The source partition.
+        partition: i32,
+        /// The source offset.
+        offset: i64,
+        /// The target topic.
+        target_topic: String,
+        /// The cause.
+        source: Box<KafkaError>,
+    },
+    /// The target did not take a record even after the producer's retries.
+    #[error("delivery of source record {topic}/{partition}@{offset} to {target_topic} failed after the producer's retries: {source}")]
+    Delivery {
+        /// The source topic.
+        topic: String,
+        /// The source partition.
+        partition: i32,
+        /// The source offset: nothing at or past it was committed.
+        offset: i64,
+        /// The target topic.
+        target_topic: String,
+        /// The producer's error.
+        source: Box<KafkaError>,
+    },
+    /// An offset that does not fit the engine's bookkeeping.
+    #[error("source record {topic}/{partition}@{offset} cannot be tracked: {reason}")]
+    Tracking {
+        /// The source topic.
+        topic: String,
+        /// The source partition.
+        partition: i32,
+        /// The offset.
+        offset: i64,
+        /// Why.
+        reason: String,
+    },
+    /// The consumer hit an error it cannot recover from.
+    #[error("the source consumer failed: {0}")]
+    Consumer(Box<KafkaError>),
+    /// The engine thread died.
+    #[error("the replication thread stopped unexpectedly: {0}")]
+    Crashed(String),
+}
+
+impl EngineError {
+    /// Whether the task's configuration (not the clusters) is at fault.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Config { .. }
+                | EngineError::Subscribe { .. }
+                | EngineError::TargetTopicMissing { .. }
+                | EngineError::TooFewTargetPartitions { .. }
+        )
+    }
+}

@@ -1,0 +1,419 @@
+//! The replication loop and the forwarding of one record.
+
+use super::callbacks::{DeliveryContext, RebalanceContext};
+use super::state::{Shared, Slot};
+use super::{Control, EngineError, EngineResult, Limits, Summary};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mmm_core::task_data::TaskData;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::Timestamp;
+
+use crate::metrics::Metrics;
+use crate::offset_tracker::OffsetTracker;
+use crate::target_topics::{self, Route};
+
+/// Source offsets travel to the delivery report packed with their partition
+/// slot in the producer's opaque pointer, which saves an allocation per record.
+pub(super) const OFFSET_BITS: u32 = 48;
+pub(super) const OFFSET_MASK: usize = (1 << OFFSET_BITS) - 1;
+pub(super) const MAX_SLOTS: usize = 1 << (usize::BITS - OFFSET_BITS);
+
+/// How long the in-flight bound may stop consumption before the partitions
+/// are paused.
+pub(super) const PAUSE_AFTER: Duration = Duration::from_secs(1);
+
+/// How often the loop hands deliveries to the tracker while records stream in.
+pub(super) const DELIVERY_POLL_EVERY: u32 = 512;
+
+/// A topic's route plus the slot of each of its partitions.
+pub(super) struct TopicRoute {
+    pub(super) source: String,
+    pub(super) route: Route,
+    pub(super) slots: Vec<Option<usize>>,
+}
+
+/// The routes of the topics seen so far. Consecutive records mostly come
+/// from the same topic, so the last one is checked before hashing.
+#[derive(Default)]
+pub(super) struct Routes {
+    pub(super) list: Vec<TopicRoute>,
+    pub(super) index: HashMap<String, usize>,
+    pub(super) last: usize,
+}
+
+impl Routes {
+    pub(super) fn find(&mut self, topic: &str) -> Option<usize> {
+        if self.list.get(self.last).is_some_and(|r| r.source == topic) {
+            return Some(self.last);
+        }
+        let i = *self.index.get(topic)?;
+        self.last = i;
+        Some(i)
+    }
+
+    pub(super) fn add(&mut self, route: TopicRoute) -> usize {
+        let i = self.list.len();
+        self.index.insert(route.source.clone(), i);
+        self.list.push(route);
+        self.last = i;
+        i
+    }
+}
+
+pub(super) struct Worker {
+    pub(super) task: TaskData,
+    pub(super) limits: Limits,
+    pub(super) consumer: BaseConsumer<RebalanceContext>,
+    pub(super) producer: Arc<BaseProducer<DeliveryContext>>,
+    pub(super) admin: AdminClient<DefaultClientContext>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) control: Arc<Control>,
+    pub(super) routes: Routes,
+}
+
+impl Worker {
+    pub(super) fn run(mut self) -> EngineResult {
+        let outcome = self.replicate();
+        let committed = match &outcome {
+            Ok(()) => self.drain_and_commit(),
+            Err(_) => {
+                // Commit what did arrive: the failed partition's tracker stops at
+                // the failed offset, so nothing past it is committed.
+                self.commit_all(CommitMode::Sync);
+                self.committed()
+            }
+        };
+        // A delivery that failed while draining is as fatal as one before.
+        let outcome = match (outcome, self.shared.lock().failure.take()) {
+            (Ok(()), Some(failure)) => Err(failure),
+            (outcome, _) => outcome,
+        };
+        let undelivered = self.shared.lock().in_flight_records;
+        // Leaving the group runs the revoke callback, which needs the producer:
+        // the consumer goes first.
+        let Worker {
+            consumer, producer, ..
+        } = self;
+        drop(consumer);
+        drop(producer);
+        outcome.map(|()| Summary {
+            committed,
+            undelivered,
+        })
+    }
+
+    pub(super) fn stop_requested(&self) -> bool {
+        self.control.stop.load(Ordering::Acquire)
+    }
+
+    pub(super) fn drain_deadline(&self) -> Instant {
+        let started = self.control.started.unwrap_or_else(Instant::now);
+        started + Duration::from_millis(self.control.drain_deadline_ms.load(Ordering::Acquire))
+    }
+
+    pub(super) fn replicate(&mut self) -> Result<(), EngineError> {
+        let commit_interval = Duration::from_millis(self.task.offset_commit_interval_ms);
+        let mut next_commit = Instant::now() + commit_interval;
+        let mut paused = false;
+        let mut blocked_since: Option<Instant> = None;
+        let mut paused_at_rebalance = 0u64;
+        let mut since_delivery_poll = 0u32;
+        loop {
+            if self.stop_requested() {
+                return Ok(());
+            }
+            let (in_flight, bytes, rebalances) = {
+                let mut state = self.shared.lock();
+                if let Some(failure) = state.failure.take() {
+                    return Err(failure);
+                }
+                (
+                    state.in_flight_records,
+                    state.in_flight_bytes,
+                    state.rebalances,
+                )
+            };
+            let now = Instant::now();
+            if now >= next_commit {
+                self.commit_all(CommitMode::Async);
+                next_commit = now + commit_interval;
+            }
+
+            let over = in_flight >= self.limits.max_in_flight_records
+                || bytes >= self.limits.max_in_flight_bytes;
+            if over {
+                // Wait for deliveries without consuming. Pausing would drop
+                // the prefetched records, so it is kept for long stalls (a
+                // target that is down), where it lets the consumer be polled
+                // for rebalances without taking records.
+                let since = *blocked_since.get_or_insert(now);
+                self.producer.poll(Duration::from_millis(1));
+                if !paused && since.elapsed() >= PAUSE_AFTER {
+                    self.set_paused(true);
+                    Metrics::add(&self.shared.metrics.backpressure_pauses, 1);
+                    paused = true;
+                    paused_at_rebalance = rebalances;
+                } else if paused && paused_at_rebalance != rebalances {
+                    self.set_paused(true);
+                    paused_at_rebalance = rebalances;
+                }
+                if !paused {
+                    continue;
+                }
+            } else {
+                blocked_since = None;
+                if paused
+                    && in_flight <= self.limits.max_in_flight_records / 2
+                    && bytes <= self.limits.max_in_flight_bytes / 2
+                {
+                    self.set_paused(false);
+                    paused = false;
+                }
+            }
+
+            // Waiting in the consumer wakes up as soon as records arrive;
+            // deliveries are picked up right after.
+            let timeout = if in_flight > 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(50)
+            };
+            match self.consumer.poll(timeout) {
+                Some(Ok(message)) => {
+                    forward(
+                        &self.task,
+                        &self.limits,
+                        &self.consumer,
+                        &self.producer,
+                        &self.admin,
+                        &self.shared,
+                        &mut self.routes,
+                        &message,
+                    )?;
+                    since_delivery_poll += 1;
+                    if since_delivery_poll >= DELIVERY_POLL_EVERY {
+                        self.producer.poll(Duration::ZERO);
+                        since_delivery_poll = 0;
+                    }
+                }
+                Some(Err(err)) => {
+                    Metrics::add(&self.shared.metrics.consume_errors, 1);
+                    if let Some(RDKafkaErrorCode::Fatal) = err.rdkafka_error_code() {
+                        return Err(EngineError::Consumer(Box::new(err)));
+                    }
+                    tracing::warn!(error = %err, "consumer error");
+                    self.producer.poll(Duration::ZERO);
+                }
+                None => {
+                    self.producer.poll(if in_flight > 0 && !over {
+                        Duration::from_millis(1)
+                    } else {
+                        Duration::ZERO
+                    });
+                    since_delivery_poll = 0;
+                }
+            }
+        }
+    }
+
+    pub(super) fn set_paused(&self, pause: bool) {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        if assignment.count() == 0 {
+            return;
+        }
+        let result = if pause {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        match result {
+            Ok(()) => tracing::debug!(pause, "backpressure"),
+            Err(err) => tracing::warn!(error = %err, pause, "pausing or resuming failed"),
+        }
+    }
+
+    pub(super) fn commit_all(&self, mode: CommitMode) {
+        let (list, marks) = self.shared.lock().commit_list(None);
+        let _ = self.shared.commit(&self.consumer, &list, &marks, mode);
+    }
+
+    pub(super) fn committed(&self) -> BTreeMap<(String, i32), i64> {
+        self.shared
+            .lock()
+            .slots
+            .iter()
+            .filter_map(|s| Some(((s.topic.clone(), s.partition), s.last_committed?)))
+            .collect()
+    }
+
+    /// Waits for the records in flight until the stop deadline, then commits.
+    pub(super) fn drain_and_commit(&mut self) -> BTreeMap<(String, i32), i64> {
+        let deadline = self.drain_deadline();
+        // Keep a little of the grace period for the commit and leaving the group.
+        let drain_until = deadline
+            .checked_sub(Duration::from_millis(500))
+            .unwrap_or(deadline);
+        loop {
+            let in_flight = self.shared.lock().in_flight_records;
+            if in_flight == 0 {
+                break;
+            }
+            if Instant::now() >= drain_until {
+                tracing::warn!(in_flight, "stopping with records in flight");
+                break;
+            }
+            self.producer.poll(Duration::from_millis(10));
+        }
+        self.commit_all(CommitMode::Sync);
+        tracing::info!("drained and committed");
+        self.committed()
+    }
+}
+
+/// Hands one consumed record to the producer and tracks it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward(
+    task: &TaskData,
+    limits: &Limits,
+    consumer: &BaseConsumer<RebalanceContext>,
+    producer: &BaseProducer<DeliveryContext>,
+    admin: &AdminClient<DefaultClientContext>,
+    shared: &Shared,
+    routes: &mut Routes,
+    message: &BorrowedMessage<'_>,
+) -> Result<(), EngineError> {
+    let topic = message.topic();
+    let partition = message.partition();
+    let offset = message.offset();
+    let route_index = match routes.find(topic) {
+        Some(i) => i,
+        None => {
+            let route = target_topics::prepare(
+                task,
+                consumer.client(),
+                producer.client(),
+                admin,
+                topic,
+                limits.metadata_timeout,
+            )?;
+            routes.add(TopicRoute {
+                source: topic.to_owned(),
+                route,
+                slots: Vec::new(),
+            })
+        }
+    };
+    let entry = &mut routes.list[route_index];
+    let tracking_error = |reason: String| EngineError::Tracking {
+        topic: topic.to_owned(),
+        partition,
+        offset,
+        reason,
+    };
+    let p = usize::try_from(partition).map_err(|_| tracking_error("negative partition".into()))?;
+    if entry.slots.len() <= p {
+        entry.slots.resize(p + 1, None);
+    }
+    let slot_index = match entry.slots[p] {
+        Some(i) => i,
+        None => {
+            let mut state = shared.lock();
+            let i = match state.find_slot(topic, partition) {
+                Some(i) => i,
+                None => {
+                    state.slots.push(Slot {
+                        topic: topic.to_owned(),
+                        target_topic: entry.route.target.clone(),
+                        partition,
+                        tracker: OffsetTracker::new(),
+                        assigned: true,
+                        last_committed: None,
+                    });
+                    state.slots.len() - 1
+                }
+            };
+            state.slots[i].assigned = true;
+            entry.slots[p] = Some(i);
+            i
+        }
+    };
+    if slot_index >= MAX_SLOTS || !(0..=OFFSET_MASK as i64).contains(&offset) {
+        return Err(tracking_error("offset or partition count too large".into()));
+    }
+    let opaque = (slot_index << OFFSET_BITS) | offset as usize;
+
+    let key = message.key();
+    let payload = message.payload();
+    let bytes = key.map_or(0, <[u8]>::len) + payload.map_or(0, <[u8]>::len);
+    let mut record: BaseRecord<'_, [u8], [u8], usize> =
+        BaseRecord::with_opaque_to(&entry.route.target, opaque);
+    if entry.route.preserve {
+        record = record.partition(partition);
+    }
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    if let Some(payload) = payload {
+        record = record.payload(payload);
+    }
+    match message.timestamp() {
+        Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => {
+            record = record.timestamp(ms);
+        }
+        Timestamp::NotAvailable => {}
+    }
+    if let Some(headers) = message.headers() {
+        if headers.count() > 0 {
+            record = record.headers(headers.detach());
+        }
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                // The in-flight bound normally stops consumption first; if the
+                // producer's own queue fills anyway, wait for deliveries.
+                record = back;
+                producer.poll(Duration::from_millis(10));
+                if let Some(failure) = shared.lock().failure.take() {
+                    return Err(failure);
+                }
+            }
+            Err((source, _)) => {
+                return Err(EngineError::Produce {
+                    topic: topic.to_owned(),
+                    partition,
+                    offset,
+                    target_topic: entry.route.target.clone(),
+                    source: Box::new(source),
+                })
+            }
+        }
+    }
+    let mut state = shared.lock();
+    state.in_flight_records += 1;
+    state.in_flight_bytes += bytes;
+    if let Some(slot) = state.slots.get_mut(slot_index) {
+        if let Err(e) = slot.tracker.track(offset) {
+            // A rewind (after a reset of the position) starts the partition afresh.
+            tracing::debug!(error = %e, topic, partition, "offset tracker restarted");
+            slot.tracker.reset();
+            let _ = slot.tracker.track(offset);
+        }
+    }
+    drop(state);
+    Metrics::add(&shared.metrics.records_consumed, 1);
+    Metrics::add(&shared.metrics.bytes_consumed, bytes as u64);
+    Ok(())
+}

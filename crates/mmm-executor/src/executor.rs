@@ -1,0 +1,726 @@
+//! The Mesos v1 HTTP executor: subscribes to the agent, runs one mirroring
+//! task with the replication engine, and reports its states.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use mesos_proto::calls::{executor_message, executor_subscribe, executor_update};
+use mesos_proto::recordio::Decoder;
+use mesos_proto::v1::executor::{event, Call, Event};
+use mesos_proto::v1::{
+    task_status, AgentId, ExecutorId, FrameworkId, TaskId, TaskInfo, TaskState, TaskStatus,
+};
+use mesos_proto::{Message as _, CONTENT_TYPE_PROTOBUF};
+use mmm_core::task_data::TaskData;
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+use crate::engine::{Engine, EngineError, EngineResult, Limits};
+use crate::mesos_env::MesosEnv;
+use crate::metrics::RateReporter;
+
+/// How long the executor waits for the agent to acknowledge its last update
+/// before it exits anyway.
+const FINAL_ACK_WAIT: Duration = Duration::from_secs(3);
+
+/// What the executor does besides what Mesos tells it.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// How often a metrics MESSAGE goes to the scheduler.
+    pub metrics_interval: Duration,
+    /// The replication engine's bounds.
+    pub limits: Limits,
+}
+
+impl Default for ExecutorOptions {
+    fn default() -> Self {
+        Self {
+            metrics_interval: Duration::from_secs(5),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl ExecutorOptions {
+    /// The defaults, changed by `MMM_EXECUTOR_METRICS_INTERVAL_MS`,
+    /// `MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS` and `MMM_EXECUTOR_MAX_IN_FLIGHT_BYTES`
+    /// (set through the ExecutorInfo's environment).
+    pub fn from_process_env() -> Result<Self, ExecutorError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// As [`ExecutorOptions::from_process_env`], reading through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ExecutorError> {
+        let number = |name: &'static str| -> Result<Option<u64>, ExecutorError> {
+            get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(ExecutorError::Setting { name, value: v })
+                })
+                .transpose()
+        };
+        let mut options = Self::default();
+        if let Some(ms) = number("MMM_EXECUTOR_METRICS_INTERVAL_MS")? {
+            options.metrics_interval = Duration::from_millis(ms);
+        }
+        if let Some(n) = number("MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS")? {
+            options.limits.max_in_flight_records = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = number("MMM_EXECUTOR_MAX_IN_FLIGHT_BYTES")? {
+            options.limits.max_in_flight_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        Ok(options)
+    }
+}
+
+/// Why the executor ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The task was killed or the executor shut down as asked.
+    Clean,
+    /// The task failed; its TASK_FAILED was sent.
+    TaskFailed,
+}
+
+/// Why the executor could not go on.
+#[derive(Debug, Error)]
+pub enum ExecutorError {
+    /// The agent is gone and the executor does not checkpoint.
+    #[error("lost the agent at {url} and checkpointing is off: {reason}")]
+    AgentGone {
+        /// The executor API URL.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The agent did not come back within the recovery timeout.
+    #[error(
+        "the agent at {url} did not come back within the recovery timeout of {timeout:?}: {reason}"
+    )]
+    RecoveryTimeout {
+        /// The executor API URL.
+        url: String,
+        /// `MESOS_RECOVERY_TIMEOUT`.
+        timeout: Duration,
+        /// The last failure.
+        reason: String,
+    },
+    /// The agent sent ERROR.
+    #[error("the agent sent an ERROR event: {0}")]
+    AgentError(String),
+    /// A setting of the executor's own environment does not parse.
+    #[error(
+        "environment variable {name} has invalid value {value:?}: expected a positive integer"
+    )]
+    Setting {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot create the HTTP client: {0}")]
+    Http(String),
+}
+
+/// How one subscription ended.
+enum StreamEnd {
+    Exit(Exit),
+    AgentError(String),
+    Disconnected(String),
+}
+
+/// The task this executor runs.
+struct Task {
+    id: TaskId,
+    server_id: u64,
+    engine: Option<Engine>,
+    running_sent: bool,
+    /// When set, the task must be reported killed by then.
+    kill_deadline: Option<Instant>,
+}
+
+/// The executor's state across subscriptions.
+pub struct Executor {
+    env: MesosEnv,
+    options: ExecutorOptions,
+    url: String,
+    http: reqwest::Client,
+    framework_id: FrameworkId,
+    executor_id: ExecutorId,
+    agent_id: Option<AgentId>,
+    unacked_updates: Vec<TaskStatus>,
+    unacked_task: Option<TaskInfo>,
+    task: Option<Task>,
+    /// Set once the terminal update is sent: the outcome to exit with.
+    finished: Option<(Exit, Instant)>,
+    shutting_down: bool,
+    engine_done_tx: mpsc::Sender<EngineResult>,
+    engine_done_rx: Option<mpsc::Receiver<EngineResult>>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Executor {
+    /// An executor for the agent described by `env`.
+    pub fn new(env: MesosEnv, options: ExecutorOptions) -> Result<Self, ExecutorError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ExecutorError::Http(e.to_string()))?;
+        let (engine_done_tx, engine_done_rx) = mpsc::channel(1);
+        Ok(Self {
+            url: env.executor_api_url(),
+            framework_id: FrameworkId {
+                value: env.framework_id.clone(),
+            },
+            executor_id: ExecutorId {
+                value: env.executor_id.clone(),
+            },
+            agent_id: env.agent_id.clone().map(|value| AgentId { value }),
+            env,
+            options,
+            http,
+            unacked_updates: Vec::new(),
+            unacked_task: None,
+            task: None,
+            finished: None,
+            shutting_down: false,
+            engine_done_tx,
+            engine_done_rx: Some(engine_done_rx),
+        })
+    }
+
+    /// Subscribes and serves the agent until the task is over.
+    pub async fn run(mut self) -> Result<Exit, ExecutorError> {
+        let mut engine_done = self
+            .engine_done_rx
+            .take()
+            .ok_or_else(|| ExecutorError::Http("the executor already ran".into()))?;
+        let mut disconnected_since: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let reason = match self.subscribe().await {
+                Ok(response) => {
+                    tracing::info!(url = %self.url, "subscribed to the agent");
+                    disconnected_since = None;
+                    backoff = Duration::from_millis(100);
+                    match self.serve(response, &mut engine_done).await {
+                        StreamEnd::Exit(exit) => return Ok(exit),
+                        StreamEnd::AgentError(message) => {
+                            return Err(ExecutorError::AgentError(message))
+                        }
+                        StreamEnd::Disconnected(reason) => reason,
+                    }
+                }
+                Err(reason) => reason,
+            };
+            tracing::warn!(%reason, "disconnected from the agent");
+            if let Some((exit, _)) = self.finished {
+                // The terminal update was sent; without the agent nobody waits for more.
+                return Ok(exit);
+            }
+            if !self.env.checkpoint {
+                self.abandon_task();
+                return Err(ExecutorError::AgentGone {
+                    url: self.url.clone(),
+                    reason,
+                });
+            }
+            let since = *disconnected_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.env.recovery_timeout {
+                self.abandon_task();
+                return Err(ExecutorError::RecoveryTimeout {
+                    url: self.url.clone(),
+                    timeout: self.env.recovery_timeout,
+                    reason,
+                });
+            }
+            // Replication goes on while the agent restarts; an engine failure
+            // meanwhile is queued and sent on re-subscription.
+            let sleep = tokio::time::sleep(backoff);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    Some(result) = engine_done.recv() => self.on_engine_done(result).await,
+                }
+            }
+            backoff = (backoff * 2).min(
+                self.env
+                    .subscription_backoff_max
+                    .max(Duration::from_millis(10)),
+            );
+        }
+    }
+
+    fn abandon_task(&mut self) {
+        if let Some(engine) = self.task.as_ref().and_then(|t| t.engine.as_ref()) {
+            engine.stop(self.env.shutdown_grace_period / 2);
+        }
+    }
+
+    async fn subscribe(&self) -> Result<reqwest::Response, String> {
+        let call = executor_subscribe(
+            &self.framework_id,
+            &self.executor_id,
+            self.unacked_task.iter().cloned().collect(),
+            self.unacked_updates.clone(),
+        );
+        let response = self
+            .http
+            .post(&self.url)
+            .header("Content-Type", CONTENT_TYPE_PROTOBUF)
+            .header("Accept", CONTENT_TYPE_PROTOBUF)
+            .body(call.encode_to_vec())
+            .send()
+            .await
+            .map_err(|e| format!("SUBSCRIBE failed: {e}"))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            return Err(format!("SUBSCRIBE answered {status}: {body}"));
+        }
+        Ok(response)
+    }
+
+    async fn serve(
+        &mut self,
+        response: reqwest::Response,
+        engine_done: &mut mpsc::Receiver<EngineResult>,
+    ) -> StreamEnd {
+        let mut body = response.bytes_stream();
+        let mut decoder = Decoder::default();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut metrics_tick = tokio::time::interval(self.options.metrics_interval);
+        metrics_tick.tick().await;
+        let mut reporter = RateReporter::new(Instant::now());
+        let mut sigterm = terminate_signal();
+        loop {
+            tokio::select! {
+                chunk = body.next() => match chunk {
+                    Some(Ok(bytes)) => {
+                        decoder.feed(&bytes);
+                        loop {
+                            match decoder.next_record() {
+                                Ok(Some(record)) => match Event::decode(record) {
+                                    Ok(event) => {
+                                        if let Some(end) = self.on_event(event).await {
+                                            return end;
+                                        }
+                                    }
+                                    Err(e) => tracing::warn!(error = %e, "undecodable event ignored"),
+                                },
+                                Ok(None) => break,
+                                Err(e) => return StreamEnd::Disconnected(format!("event stream: {e}")),
+                            }
+                        }
+                    }
+                    Some(Err(e)) => return StreamEnd::Disconnected(format!("event stream: {e}")),
+                    None => return StreamEnd::Disconnected("the agent closed the event stream".into()),
+                },
+                Some(result) = engine_done.recv() => self.on_engine_done(result).await,
+                _ = tick.tick() => {
+                    if let Some(end) = self.on_tick().await {
+                        return end;
+                    }
+                }
+                _ = metrics_tick.tick() => self.send_metrics(&mut reporter).await,
+                _ = recv_signal(&mut sigterm) => {
+                    tracing::info!("SIGTERM: shutting down");
+                    self.shutdown().await;
+                }
+            }
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) -> Option<StreamEnd> {
+        let kind = event
+            .r#type
+            .and_then(|t| event::Type::try_from(t).ok())
+            .unwrap_or(event::Type::Unknown);
+        match kind {
+            event::Type::Subscribed => {
+                if let Some(s) = event.subscribed {
+                    if let Some(id) = s.agent_info.id {
+                        self.agent_id = Some(id);
+                    }
+                }
+            }
+            event::Type::Launch => match event.launch {
+                Some(launch) => self.launch(launch.task).await,
+                None => tracing::warn!("LAUNCH without a task ignored"),
+            },
+            event::Type::LaunchGroup => {
+                for task in event
+                    .launch_group
+                    .map(|g| g.task_group.tasks)
+                    .unwrap_or_default()
+                {
+                    self.update(
+                        task.task_id,
+                        TaskState::TaskFailed,
+                        Some("this executor runs single tasks, not task groups".into()),
+                        Some(task_status::Reason::TaskGroupInvalid),
+                    )
+                    .await;
+                }
+            }
+            event::Type::Kill => {
+                if let Some(kill) = event.kill {
+                    let grace = kill
+                        .kill_policy
+                        .and_then(|p| p.grace_period)
+                        .and_then(|d| u64::try_from(d.nanoseconds).ok())
+                        .map(Duration::from_nanos)
+                        .unwrap_or(self.env.shutdown_grace_period);
+                    self.kill(&kill.task_id, grace).await;
+                }
+            }
+            event::Type::Acknowledged => {
+                if let Some(ack) = event.acknowledged {
+                    self.unacked_updates
+                        .retain(|s| s.uuid.as_ref() != Some(&ack.uuid));
+                    if self
+                        .unacked_task
+                        .as_ref()
+                        .is_some_and(|t| t.task_id == ack.task_id)
+                    {
+                        self.unacked_task = None;
+                    }
+                }
+            }
+            event::Type::Message => {
+                let data = event.message.map(|m| m.data).unwrap_or_default();
+                tracing::info!(message = %String::from_utf8_lossy(&data), "message from the scheduler");
+            }
+            event::Type::Shutdown => {
+                tracing::info!("SHUTDOWN from the agent");
+                self.shutdown().await;
+                return self.exit_if_done();
+            }
+            event::Type::Error => {
+                let message = event.error.map(|e| e.message).unwrap_or_default();
+                tracing::error!(%message, "ERROR from the agent");
+                self.abandon_task();
+                return Some(StreamEnd::AgentError(message));
+            }
+            event::Type::Heartbeat | event::Type::Unknown => {}
+        }
+        None
+    }
+
+    async fn launch(&mut self, info: TaskInfo) {
+        let task_id = info.task_id.clone();
+        if self.task.is_some() || self.finished.is_some() {
+            self.update(
+                task_id,
+                TaskState::TaskFailed,
+                Some(
+                    "this executor already runs a task; launch each task with its own executor"
+                        .into(),
+                ),
+                Some(task_status::Reason::TaskInvalid),
+            )
+            .await;
+            return;
+        }
+        self.unacked_task = Some(info.clone());
+        tracing::info!(task = %task_id.value, "LAUNCH");
+        let data = info.data.clone().unwrap_or_default();
+        let parsed = TaskData::from_json(&data);
+        let task_data = match parsed {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail_task(
+                    task_id,
+                    format!("invalid task data: {e}"),
+                    task_status::Reason::TaskInvalid,
+                )
+                .await;
+                return;
+            }
+        };
+        let server_id = task_data.server_id;
+        match Engine::start(task_data, self.options.limits.clone()) {
+            Ok(mut engine) => {
+                if let Some(rx) = engine.take_result() {
+                    let tx = self.engine_done_tx.clone();
+                    tokio::spawn(async move {
+                        let result = rx
+                            .await
+                            .unwrap_or_else(|_| Err(EngineError::Crashed("no result".into())));
+                        let _ = tx.send(result).await;
+                    });
+                }
+                self.task = Some(Task {
+                    id: task_id,
+                    server_id,
+                    engine: Some(engine),
+                    running_sent: false,
+                    kill_deadline: None,
+                });
+            }
+            Err(e) => {
+                let reason = if e.is_configuration() {
+                    task_status::Reason::TaskInvalid
+                } else {
+                    task_status::Reason::ExecutorTerminated
+                };
+                self.fail_task(task_id, e.to_string(), reason).await;
+            }
+        }
+    }
+
+    async fn fail_task(&mut self, task_id: TaskId, message: String, reason: task_status::Reason) {
+        tracing::error!(task = %task_id.value, %message, "task failed");
+        self.update(task_id, TaskState::TaskFailed, Some(message), Some(reason))
+            .await;
+        self.finished = Some((Exit::TaskFailed, Instant::now()));
+    }
+
+    async fn kill(&mut self, task_id: &TaskId, grace: Duration) {
+        let Some(task) = self.task.as_mut().filter(|t| &t.id == task_id) else {
+            tracing::warn!(task = %task_id.value, "KILL of a task this executor does not run");
+            return;
+        };
+        if task.kill_deadline.is_some() {
+            return;
+        }
+        tracing::info!(task = %task_id.value, ?grace, "KILL: draining");
+        // Keep a quarter of the grace period for the update and the exit.
+        let drain = grace.mul_f64(0.75);
+        task.kill_deadline = Some(Instant::now() + drain + grace.mul_f64(0.15));
+        if let Some(engine) = &task.engine {
+            engine.stop(drain);
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        self.shutting_down = true;
+        match self.task.as_ref().map(|t| t.id.clone()) {
+            Some(id) => self.kill(&id, self.env.shutdown_grace_period).await,
+            None => {
+                if self.finished.is_none() {
+                    self.finished = Some((Exit::Clean, Instant::now()));
+                }
+            }
+        }
+    }
+
+    async fn on_engine_done(&mut self, result: EngineResult) {
+        let Some(task) = self.task.as_mut() else {
+            return;
+        };
+        if self.finished.is_some() {
+            return;
+        }
+        let id = task.id.clone();
+        let killed = task.kill_deadline.is_some();
+        // The thread has ended: dropping the engine only joins it.
+        task.engine = None;
+        match (result, killed) {
+            (Ok(summary), true) => {
+                let committed: Vec<String> = summary
+                    .committed
+                    .iter()
+                    .map(|((t, p), o)| format!("{t}-{p}@{o}"))
+                    .collect();
+                self.update(
+                    id,
+                    TaskState::TaskKilled,
+                    Some(format!(
+                        "drained and committed ({} records still in flight); committed offsets: {}",
+                        summary.undelivered,
+                        committed.join(", ")
+                    )),
+                    None,
+                )
+                .await;
+                self.finished = Some((Exit::Clean, Instant::now()));
+            }
+            (Err(e), true) => {
+                self.update(
+                    id,
+                    TaskState::TaskKilled,
+                    Some(format!("killed; replication had failed: {e}")),
+                    None,
+                )
+                .await;
+                self.finished = Some((Exit::Clean, Instant::now()));
+            }
+            (Ok(_), false) => {
+                self.fail_task(
+                    id,
+                    "replication stopped without being asked to".into(),
+                    task_status::Reason::ExecutorTerminated,
+                )
+                .await;
+            }
+            (Err(e), false) => {
+                let reason = if e.is_configuration() {
+                    task_status::Reason::TaskInvalid
+                } else {
+                    task_status::Reason::ExecutorTerminated
+                };
+                self.fail_task(id, e.to_string(), reason).await;
+            }
+        }
+    }
+
+    async fn on_tick(&mut self) -> Option<StreamEnd> {
+        let mut running = None;
+        let mut overdue = None;
+        if let Some(task) = self.task.as_mut() {
+            if !task.running_sent
+                && task.kill_deadline.is_none()
+                && task
+                    .engine
+                    .as_ref()
+                    .is_some_and(|e| e.metrics().is_consuming())
+            {
+                task.running_sent = true;
+                running = Some(task.id.clone());
+            }
+            if task.kill_deadline.is_some_and(|d| Instant::now() >= d) && self.finished.is_none() {
+                overdue = Some(task.id.clone());
+            }
+        }
+        if let Some(id) = running {
+            tracing::info!(task = %id.value, "consuming: TASK_RUNNING");
+            self.update(id, TaskState::TaskRunning, Some("consuming".into()), None)
+                .await;
+        }
+        if let Some(id) = overdue {
+            // The process exits soon; the replication thread must not hold it.
+            if let Some(engine) = self.task.as_mut().and_then(|t| t.engine.take()) {
+                engine.detach();
+            }
+            self.update(
+                id,
+                TaskState::TaskKilled,
+                Some("killed before replication finished draining; uncommitted records will be copied again".into()),
+                None,
+            )
+            .await;
+            self.finished = Some((Exit::Clean, Instant::now()));
+        }
+        self.exit_if_done()
+    }
+
+    fn exit_if_done(&self) -> Option<StreamEnd> {
+        let (exit, at) = self.finished?;
+        let acked = self.unacked_updates.is_empty();
+        let task_done = self.task.as_ref().is_none_or(|t| {
+            t.engine.is_none() || t.kill_deadline.is_some_and(|d| Instant::now() >= d)
+        });
+        if (acked || at.elapsed() >= FINAL_ACK_WAIT) && task_done {
+            return Some(StreamEnd::Exit(exit));
+        }
+        None
+    }
+
+    async fn send_metrics(&mut self, reporter: &mut RateReporter) {
+        let Some(task) = &self.task else {
+            return;
+        };
+        let Some(engine) = &task.engine else {
+            return;
+        };
+        let report = reporter.report(
+            &engine.metrics(),
+            &task.id.value,
+            task.server_id,
+            Instant::now(),
+        );
+        let Ok(data) = serde_json::to_vec(&report) else {
+            return;
+        };
+        let call = executor_message(&self.framework_id, &self.executor_id, Bytes::from(data));
+        if let Err(e) = self.post(&call).await {
+            tracing::debug!(error = %e, "metrics message not sent");
+        }
+    }
+
+    async fn update(
+        &mut self,
+        task_id: TaskId,
+        state: TaskState,
+        message: Option<String>,
+        reason: Option<task_status::Reason>,
+    ) {
+        let status = TaskStatus {
+            task_id,
+            state: state as i32,
+            message,
+            source: Some(task_status::Source::Executor as i32),
+            reason: reason.map(|r| r as i32),
+            agent_id: self.agent_id.clone(),
+            executor_id: Some(self.executor_id.clone()),
+            timestamp: Some(now_secs()),
+            uuid: Some(Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes())),
+            ..TaskStatus::default()
+        };
+        tracing::info!(task = %status.task_id.value, state = ?state, message = ?status.message, "UPDATE");
+        self.unacked_updates.push(status.clone());
+        let call = executor_update(&self.framework_id, &self.executor_id, status);
+        if let Err(e) = self.post(&call).await {
+            // Kept unacknowledged: it goes again with the next SUBSCRIBE.
+            tracing::warn!(error = %e, "UPDATE not delivered yet");
+        }
+    }
+
+    async fn post(&self, call: &Call) -> Result<(), String> {
+        let response = self
+            .http
+            .post(&self.url)
+            .header("Content-Type", CONTENT_TYPE_PROTOBUF)
+            .header("Accept", CONTENT_TYPE_PROTOBUF)
+            .timeout(Duration::from_secs(10))
+            .body(call.encode_to_vec())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            Err(format!("{status}: {body}"))
+        }
+    }
+}
+
+type TermSignal = Option<tokio::signal::unix::Signal>;
+
+fn terminate_signal() -> TermSignal {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
+}
+
+async fn recv_signal(signal: &mut TermSignal) {
+    match signal {
+        Some(s) => {
+            if s.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}

@@ -1,0 +1,196 @@
+//! Counters the replication engine keeps and the executor reports.
+//!
+//! The engine thread is the only writer of the counters; relaxed atomics make
+//! them cheap on the hot path and readable from the executor's reporting task.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// The engine's counters, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Records taken from the source.
+    pub records_consumed: AtomicU64,
+    /// Key and value bytes taken from the source.
+    pub bytes_consumed: AtomicU64,
+    /// Records the target acknowledged.
+    pub records_produced: AtomicU64,
+    /// Key and value bytes the target acknowledged.
+    pub bytes_produced: AtomicU64,
+    /// Deliveries that failed after the producer's retries.
+    pub produce_errors: AtomicU64,
+    /// Errors the consumer reported (fetch errors, broker down).
+    pub consume_errors: AtomicU64,
+    /// Commits the broker refused.
+    pub commit_errors: AtomicU64,
+    /// Commits sent.
+    pub commits: AtomicU64,
+    /// Milliseconds since the epoch of the last successful commit (0: none yet).
+    pub last_commit_unix_ms: AtomicU64,
+    /// Times the engine stopped consuming because too much was in flight.
+    pub backpressure_pauses: AtomicU64,
+    /// Set once the consumer has joined its group and got an assignment.
+    pub consuming: AtomicBool,
+    /// Lag per source partition, refreshed about once a second.
+    lag: Mutex<BTreeMap<String, i64>>,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Notes a successful commit now.
+    pub fn committed_now(&self) {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.last_commit_unix_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Replaces the lag table (`topic-partition` → high watermark − position).
+    pub fn set_lag(&self, lag: BTreeMap<String, i64>) {
+        if let Ok(mut guard) = self.lag.lock() {
+            *guard = lag;
+        }
+    }
+
+    /// Whether the consumer has joined its group.
+    pub fn is_consuming(&self) -> bool {
+        self.consuming.load(Ordering::Acquire)
+    }
+
+    /// A consistent-enough copy of every counter.
+    pub fn snapshot(&self) -> Counters {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counters {
+            records_consumed: get(&self.records_consumed),
+            bytes_consumed: get(&self.bytes_consumed),
+            records_produced: get(&self.records_produced),
+            bytes_produced: get(&self.bytes_produced),
+            produce_errors: get(&self.produce_errors),
+            consume_errors: get(&self.consume_errors),
+            commit_errors: get(&self.commit_errors),
+            commits: get(&self.commits),
+            last_commit_unix_ms: get(&self.last_commit_unix_ms),
+            backpressure_pauses: get(&self.backpressure_pauses),
+        }
+    }
+
+    /// The lag table.
+    pub fn lag(&self) -> BTreeMap<String, i64> {
+        self.lag.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+}
+
+/// Plain copies of the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub records_consumed: u64,
+    pub bytes_consumed: u64,
+    pub records_produced: u64,
+    pub bytes_produced: u64,
+    pub produce_errors: u64,
+    pub consume_errors: u64,
+    pub commit_errors: u64,
+    pub commits: u64,
+    pub last_commit_unix_ms: u64,
+    pub backpressure_pauses: u64,
+}
+
+/// The JSON document the executor sends the scheduler in a MESSAGE.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsReport {
+    /// Always "metrics", so a scheduler can tell the kinds of message apart.
+    pub kind: &'static str,
+    pub task_id: String,
+    pub server_id: u64,
+    #[serde(flatten)]
+    pub counters: Counters,
+    /// Records per second consumed since the previous report.
+    pub consume_rate: f64,
+    /// Records per second produced since the previous report.
+    pub produce_rate: f64,
+    /// Bytes per second consumed since the previous report.
+    pub consume_bytes_rate: f64,
+    /// Bytes per second produced since the previous report.
+    pub produce_bytes_rate: f64,
+    /// High watermark minus consumer position, per `topic-partition`.
+    pub lag: BTreeMap<String, i64>,
+}
+
+/// Turns successive snapshots into reports with rates.
+#[derive(Debug)]
+pub struct RateReporter {
+    previous: Counters,
+    at: Instant,
+}
+
+impl RateReporter {
+    /// Starts measuring from `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            previous: Counters::default(),
+            at: now,
+        }
+    }
+
+    /// The report for the interval since the previous call.
+    pub fn report(
+        &mut self,
+        metrics: &Metrics,
+        task_id: &str,
+        server_id: u64,
+        now: Instant,
+    ) -> MetricsReport {
+        let counters = metrics.snapshot();
+        let secs = now.duration_since(self.at).as_secs_f64().max(1e-3);
+        let rate = |cur: u64, prev: u64| cur.saturating_sub(prev) as f64 / secs;
+        let report = MetricsReport {
+            kind: "metrics",
+            task_id: task_id.to_owned(),
+            server_id,
+            counters,
+            consume_rate: rate(counters.records_consumed, self.previous.records_consumed),
+            produce_rate: rate(counters.records_produced, self.previous.records_produced),
+            consume_bytes_rate: rate(counters.bytes_consumed, self.previous.bytes_consumed),
+            produce_bytes_rate: rate(counters.bytes_produced, self.previous.bytes_produced),
+            lag: metrics.lag(),
+        };
+        self.previous = counters;
+        self.at = now;
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rates_cover_the_interval_since_the_previous_report() {
+        let m = Metrics::default();
+        let t0 = Instant::now();
+        let mut r = RateReporter::new(t0);
+        Metrics::add(&m.records_consumed, 100);
+        Metrics::add(&m.bytes_produced, 4000);
+        let first = r.report(&m, "task", 3, t0 + Duration::from_secs(2));
+        assert_eq!(first.consume_rate, 50.0);
+        assert_eq!(first.produce_bytes_rate, 2000.0);
+        Metrics::add(&m.records_consumed, 10);
+        let second = r.report(&m, "task", 3, t0 + Duration::from_secs(3));
+        assert_eq!(second.consume_rate, 10.0);
+        assert_eq!(second.counters.records_consumed, 110);
+        let json = serde_json::to_value(&second).expect("serializes");
+        assert_eq!(json["records_consumed"], 110);
+        assert_eq!(json["task_id"], "task");
+        assert_eq!(json["server_id"], 3);
+    }
+}

@@ -1,0 +1,291 @@
+//! The files served to executors from `[executor].dist_dir`, checked
+//! against `MANIFEST.sha256` when there is one.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// The manifest's file name, in `sha256sum` format.
+pub const MANIFEST: &str = "MANIFEST.sha256";
+
+/// Why the dist directory cannot be served.
+#[derive(Debug, Error)]
+pub enum DistError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{manifest} line {line}: expected \"<sha256>  <file>\", got {text:?}")]
+    BadLine {
+        manifest: PathBuf,
+        line: usize,
+        text: String,
+    },
+    #[error("{manifest} line {line}: file name {name:?} is not a plain name inside the directory")]
+    BadName {
+        manifest: PathBuf,
+        line: usize,
+        name: String,
+    },
+    #[error("{file}: sha256 {actual} does not match {expected} in {manifest}")]
+    Mismatch {
+        file: PathBuf,
+        manifest: PathBuf,
+        expected: String,
+        actual: String,
+    },
+}
+
+/// Why a requested file is not served.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RefusedPath {
+    #[error("path {0:?} leaves the dist directory")]
+    Outside(String),
+    #[error("no such file {0:?}")]
+    NotFound(String),
+}
+
+/// The dist directory as verified at start.
+#[derive(Debug, Clone)]
+pub struct Dist {
+    dir: PathBuf,
+    /// The directory's canonical form, to catch symlinks that lead out.
+    canonical: Option<PathBuf>,
+    /// The files the manifest lists; `None` without a manifest.
+    listed: Option<BTreeSet<String>>,
+}
+
+impl Dist {
+    /// Verifies `dir`'s manifest, if any. A missing directory is allowed
+    /// (nothing is served), so that a scheduler can run without executors built.
+    pub fn open(dir: &Path) -> Result<Self, DistError> {
+        let canonical = fs::canonicalize(dir).ok();
+        let manifest = dir.join(MANIFEST);
+        let listed = match fs::read_to_string(&manifest) {
+            Ok(text) => Some(verify_manifest(dir, &manifest, &text)?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(DistError::Read {
+                    path: manifest,
+                    source,
+                })
+            }
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            canonical,
+            listed,
+        })
+    }
+
+    /// The names of every file served, `executor` first when present: the
+    /// manifest's list, or the directory's regular files without one.
+    pub fn files(&self, executor: &str) -> Vec<String> {
+        let mut names: Vec<String> = match &self.listed {
+            Some(listed) => listed.iter().cloned().collect(),
+            None => fs::read_dir(&self.dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| !n.starts_with('.') && n != MANIFEST)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        names.retain(|n| self.has(n));
+        names.sort_by_key(|n| (n != executor, n.clone()));
+        names
+    }
+
+    /// Whether the directory has `name` to serve.
+    pub fn has(&self, name: &str) -> bool {
+        self.resolve(name).is_ok()
+    }
+
+    /// The file `request` names, checked to be inside the directory (and in
+    /// the manifest when there is one).
+    pub fn resolve(&self, request: &str) -> Result<PathBuf, RefusedPath> {
+        let rel = Path::new(request);
+        if request.is_empty()
+            || request.contains('\0')
+            || request.contains('\\')
+            || rel.is_absolute()
+            || rel.components().any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(RefusedPath::Outside(request.to_string()));
+        }
+        if let Some(listed) = &self.listed {
+            if !listed.contains(request) {
+                return Err(RefusedPath::NotFound(request.to_string()));
+            }
+        }
+        let path = self.dir.join(rel);
+        let canonical =
+            fs::canonicalize(&path).map_err(|_| RefusedPath::NotFound(request.to_string()))?;
+        let root = self
+            .canonical
+            .as_ref()
+            .ok_or_else(|| RefusedPath::NotFound(request.to_string()))?;
+        if !canonical.starts_with(root) {
+            return Err(RefusedPath::Outside(request.to_string()));
+        }
+        if !canonical.is_file() {
+            return Err(RefusedPath::NotFound(request.to_string()));
+        }
+        Ok(canonical)
+    }
+}
+
+fn verify_manifest(dir: &Path, manifest: &Path, text: &str) -> Result<BTreeSet<String>, DistError> {
+    let mut listed = BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad_line = || DistError::BadLine {
+            manifest: manifest.to_path_buf(),
+            line: line_no,
+            text: line.to_string(),
+        };
+        // sha256sum writes "<hex>  <name>" (text mode) or "<hex> *<name>" (binary).
+        let (hash, rest) = line.split_once(' ').ok_or_else(bad_line)?;
+        let name = rest
+            .strip_prefix(' ')
+            .or_else(|| rest.strip_prefix('*'))
+            .ok_or_else(bad_line)?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) || name.is_empty() {
+            return Err(bad_line());
+        }
+        let rel = Path::new(name);
+        if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(DistError::BadName {
+                manifest: manifest.to_path_buf(),
+                line: line_no,
+                name: name.to_string(),
+            });
+        }
+        let file = dir.join(rel);
+        let actual = sha256_file(&file)?;
+        if !actual.eq_ignore_ascii_case(hash) {
+            return Err(DistError::Mismatch {
+                file,
+                manifest: manifest.to_path_buf(),
+                expected: hash.to_ascii_lowercase(),
+                actual,
+            });
+        }
+        listed.insert(name.to_string());
+    }
+    Ok(listed)
+}
+
+fn sha256_file(path: &Path) -> Result<String, DistError> {
+    let err = |source| DistError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = fs::File::open(path).map_err(err)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(data: &[u8]) -> String {
+        hex::encode(Sha256::digest(data))
+    }
+
+    #[test]
+    fn serves_plain_names_and_refuses_escapes() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("dist");
+        fs::create_dir(&dir).expect("mkdir");
+        fs::write(dir.join("mmm-executor"), b"bin").expect("write");
+        fs::write(root.path().join("secret"), b"s").expect("write");
+        std::os::unix::fs::symlink(root.path().join("secret"), dir.join("link")).expect("symlink");
+        let dist = Dist::open(&dir).expect("open");
+        assert!(dist
+            .resolve("mmm-executor")
+            .expect("served")
+            .ends_with("mmm-executor"));
+        for bad in [
+            "../secret",
+            "/etc/passwd",
+            "a/../../secret",
+            "./mmm-executor",
+            "",
+            "link",
+            "..\\secret",
+        ] {
+            assert!(
+                matches!(dist.resolve(bad), Err(RefusedPath::Outside(_))),
+                "{bad:?}: {:?}",
+                dist.resolve(bad)
+            );
+        }
+        assert_eq!(
+            dist.resolve("nope"),
+            Err(RefusedPath::NotFound("nope".into()))
+        );
+        fs::write(dir.join("a-log.toml"), b"l").expect("write");
+        assert_eq!(dist.files("mmm-executor"), ["mmm-executor", "a-log.toml"]);
+    }
+
+    #[test]
+    fn manifest_lists_what_is_served_and_must_match() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("mmm-executor"), b"bin").expect("write");
+        fs::write(dir.path().join("extra"), b"x").expect("write");
+        fs::write(
+            dir.path().join(MANIFEST),
+            format!("{}  mmm-executor\n", sha(b"bin")),
+        )
+        .expect("write");
+        let dist = Dist::open(dir.path()).expect("matching manifest");
+        assert!(dist.has("mmm-executor"));
+        assert_eq!(
+            dist.resolve("extra"),
+            Err(RefusedPath::NotFound("extra".into()))
+        );
+
+        fs::write(dir.path().join("mmm-executor"), b"tampered").expect("write");
+        let err = Dist::open(dir.path()).expect_err("mismatch");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("mmm-executor") && msg.contains("does not match"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn malformed_manifest_lines_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join(MANIFEST), "nothex  file\n").expect("write");
+        let msg = Dist::open(dir.path()).expect_err("bad").to_string();
+        assert!(msg.contains("line 1"), "{msg}");
+        fs::write(dir.path().join(MANIFEST), format!("{}  ../x\n", sha(b""))).expect("write");
+        let msg = Dist::open(dir.path()).expect_err("bad").to_string();
+        assert!(msg.contains("\"../x\""), "{msg}");
+        fs::write(
+            dir.path().join(MANIFEST),
+            format!("{}  missing\n", sha(b"")),
+        )
+        .expect("write");
+        let msg = Dist::open(dir.path()).expect_err("bad").to_string();
+        assert!(msg.contains("missing"), "{msg}");
+    }
+}

@@ -1,0 +1,203 @@
+//! `/metrics` in the Prometheus text format.
+//!
+//! Counters of what happened (offers) live here; everything derived from
+//! the cluster (tasks by state, per-task rates and lag) is read from the
+//! latest snapshot at scrape time, so that it can never drift from it.
+
+use std::sync::atomic::AtomicU64;
+
+use mmm_core::model::{Cluster, ServerState};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::mesos::connection::SubscriptionState;
+
+/// The scheduler's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub offers_received: Counter,
+    pub offers_declined: Counter,
+}
+
+type Labels = Vec<(String, String)>;
+
+/// The executor's metrics document (`"kind": "metrics"`): records per
+/// second produced and consumed since its previous report, its counters,
+/// and the lag per `topic-partition`.
+const PRODUCE_RATE: &str = "produce_rate";
+const CONSUME_RATE: &str = "consume_rate";
+const RECORDS_PRODUCED: &str = "records_produced";
+const LAG: &str = "lag";
+
+fn number_at(doc: &serde_json::Value, key: &str) -> Option<f64> {
+    doc.get(key).and_then(serde_json::Value::as_f64)
+}
+
+/// The lag per partition, and its total.
+fn lag_of(doc: &serde_json::Value) -> Option<(Vec<(String, f64)>, f64)> {
+    match doc.get(LAG)? {
+        serde_json::Value::Object(parts) => {
+            let parts: Vec<(String, f64)> = parts
+                .iter()
+                .filter_map(|(k, v)| v.as_f64().map(|n| (k.clone(), n)))
+                .collect();
+            let total = parts.iter().map(|(_, n)| n).sum();
+            Some((parts, total))
+        }
+        other => other.as_f64().map(|n| (Vec::new(), n)),
+    }
+}
+
+impl Metrics {
+    /// The text exposition of every metric.
+    pub fn render(&self, cluster: &Cluster, subscription: &SubscriptionState) -> String {
+        let mut registry = Registry::with_prefix("mmm");
+        registry.register(
+            "offers_received",
+            "Resource offers received from Mesos",
+            self.offers_received.clone(),
+        );
+        registry.register(
+            "offers_declined",
+            "Resource offers declined",
+            self.offers_declined.clone(),
+        );
+
+        let subscribed = Gauge::<i64>::default();
+        subscribed.set(i64::from(subscription.is_subscribed()));
+        registry.register(
+            "subscribed",
+            "1 while the framework is subscribed to a Mesos master",
+            subscribed,
+        );
+
+        let by_state = Family::<Labels, Gauge<i64>>::default();
+        for state in ServerState::ALL {
+            let n = cluster
+                .servers
+                .values()
+                .filter(|s| s.state == state)
+                .count();
+            by_state
+                .get_or_create(&vec![("state".to_string(), state.as_str().to_string())])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        registry.register("tasks", "Servers by state", by_state);
+
+        let rate = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let consume_rate = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let produced = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let lag = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let partition_lag = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        for server in cluster.servers.values() {
+            let Some(m) = &server.metrics else { continue };
+            let id = server.id.to_string();
+            let labels = vec![("id".to_string(), id.clone())];
+            if let Some(r) = number_at(&m.document, PRODUCE_RATE) {
+                rate.get_or_create(&labels).set(r);
+            }
+            if let Some(r) = number_at(&m.document, CONSUME_RATE) {
+                consume_rate.get_or_create(&labels).set(r);
+            }
+            if let Some(n) = number_at(&m.document, RECORDS_PRODUCED) {
+                produced.get_or_create(&labels).set(n);
+            }
+            if let Some((parts, total)) = lag_of(&m.document) {
+                lag.get_or_create(&labels).set(total);
+                for (partition, n) in parts {
+                    partition_lag
+                        .get_or_create(&vec![
+                            ("id".to_string(), id.clone()),
+                            ("partition".to_string(), partition),
+                        ])
+                        .set(n);
+                }
+            }
+        }
+        registry.register(
+            "task_records_per_second",
+            "Records mirrored (produced to the target) per second, as the task's executor last reported",
+            rate,
+        );
+        registry.register(
+            "task_consumed_records_per_second",
+            "Records consumed from the source per second, as the task's executor last reported",
+            consume_rate,
+        );
+        registry.register(
+            "task_records_produced",
+            "Records the task's current executor has produced since it started",
+            produced,
+        );
+        registry.register(
+            "task_lag_records",
+            "Consumer lag in records over all partitions, as the task's executor last reported",
+            lag,
+        );
+        registry.register(
+            "task_partition_lag_records",
+            "Consumer lag in records per source topic-partition",
+            partition_lag,
+        );
+
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mmm_core::model::{Metrics as TaskMetrics, TaskConfig};
+
+    #[test]
+    fn renders_states_offers_subscription_and_task_metrics() {
+        let mut cluster = Cluster::new();
+        let task = TaskConfig {
+            cpus: 0.2,
+            mem: 256.0,
+            topics: vec!["t".into()],
+            topics_regex: None,
+            consumer: Default::default(),
+            producer: Default::default(),
+        };
+        let id = cluster.add(None, task, 1).expect("add");
+        cluster.get_mut(id).expect("server").metrics = Some(TaskMetrics {
+            received_ms: 2,
+            document: serde_json::json!({"kind": "metrics", "produce_rate": 1500.5,
+                "consume_rate": 1600.0, "records_produced": 9000, "lag": {"t-0": 40, "t-1": 2}}),
+        });
+        let m = Metrics::default();
+        m.offers_received.inc_by(3);
+        m.offers_declined.inc();
+        let text = m.render(
+            &cluster,
+            &SubscriptionState::Subscribed {
+                framework_id: "f".into(),
+                master: "m".into(),
+            },
+        );
+        for line in [
+            "mmm_offers_received_total 3",
+            "mmm_offers_declined_total 1",
+            "mmm_subscribed 1",
+            "mmm_tasks{state=\"Added\"} 1",
+            "mmm_tasks{state=\"Running\"} 0",
+            "mmm_task_records_per_second{id=\"1\"} 1500.5",
+            "mmm_task_lag_records{id=\"1\"} 42.0",
+            "mmm_task_consumed_records_per_second{id=\"1\"} 1600.0",
+            "mmm_task_records_produced{id=\"1\"} 9000.0",
+            "mmm_task_partition_lag_records{id=\"1\",partition=\"t-0\"} 40.0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The scheduler binary against mesos-sim: subscription, task lifecycle,
+//! failover of the scheduler and the master, agent loss.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{read_state, wait_until, Scheduler, WAIT};
+use mesos_sim::{AgentConfig, MesosSim, SimConfig, SimSnapshot, TaskView};
+
+const FAST_RETRIES: &str =
+    "relaunch_backoff_ms = 200\nrelaunch_backoff_max_ms = 1000\nrefuse_seconds = 1.0\n";
+
+async fn sim(config: SimConfig) -> MesosSim {
+    MesosSim::start(config).await.expect("mesos-sim starts")
+}
+
+fn live_tasks(snap: &SimSnapshot) -> Vec<TaskView> {
+    snap.tasks.iter().filter(|t| t.live).cloned().collect()
+}
+
+async fn wait_sim<T>(
+    sim: &MesosSim,
+    what: &str,
+    check: impl FnMut(&SimSnapshot) -> Option<T>,
+) -> T {
+    sim.wait_for(what, WAIT, check)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribes_launches_runs_and_deletes_a_task() {
+    let sim = sim(SimConfig::with_agents(1).fast()).await;
+    let mut s = Scheduler::new(&sim.master_url(), FAST_RETRIES);
+    s.start().await;
+    let framework_id = s.wait_subscribed().await;
+
+    let snap = sim.snapshot();
+    let fw = snap
+        .frameworks
+        .iter()
+        .find(|f| f.id == framework_id)
+        .expect("the master knows the framework");
+    assert_eq!(fw.name, "mmm-test");
+    assert!(
+        fw.capabilities.iter().any(|c| c == "PARTITION_AWARE"),
+        "{:?}",
+        fw.capabilities
+    );
+    assert!(
+        fw.capabilities.iter().any(|c| c == "TASK_KILLING_STATE"),
+        "{:?}",
+        fw.capabilities
+    );
+
+    let (status, json) = s
+        .post("/api/add", r#"{"amount": 1, "cpus": 0.5, "mem": 128}"#)
+        .await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["success"], true);
+    assert_eq!(json["message"], "Added 1 tasks successfully.");
+    assert_eq!(json["value"]["servers"][0]["id"], 1);
+    assert_eq!(json["value"]["servers"][0]["cpus"], 0.5);
+
+    let running = s.wait_server_state(1, "Running").await;
+    let task_id = running["task_id"].as_str().expect("a task id").to_string();
+    let task = sim.task(&task_id).expect("the master knows the task");
+    assert_eq!(task.state, "TASK_RUNNING");
+    assert_eq!(task.framework_id, framework_id);
+    // Every update with a uuid was acknowledged.
+    wait_sim(&sim, "updates acknowledged", |snap| {
+        snap.tasks
+            .iter()
+            .find(|t| t.task_id == task_id)
+            .filter(|t| t.pending_updates == 0)
+            .map(|_| ())
+    })
+    .await;
+    // The decision was stored: the state file knows the launch.
+    let state = read_state(s.dir.path());
+    assert_eq!(state["framework_id"], framework_id.as_str());
+    assert_eq!(state["servers"][0]["task_id"], task_id.as_str());
+
+    let (status, json) = s.post("/api/delete", r#"{"ids": [1]}"#).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        json["message"],
+        "Delete servers request (ids=1) was sent successfully."
+    );
+    wait_until("server 1 to be removed", WAIT, || async {
+        s.servers().await.is_empty().then_some(())
+    })
+    .await;
+    let task = sim.task(&task_id).expect("task");
+    assert_eq!(task.state, "TASK_KILLED", "{:?}", task.states());
+    assert!(live_tasks(&sim.snapshot()).is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_too_small_is_declined() {
+    let small = AgentConfig {
+        cpus: 0.1,
+        mem: 64.0,
+        ..AgentConfig::default()
+    };
+    let sim = sim(SimConfig {
+        agents: vec![small],
+        ..SimConfig::default().fast()
+    })
+    .await;
+    let mut s = Scheduler::new(&sim.master_url(), FAST_RETRIES);
+    s.start().await;
+    s.wait_subscribed().await;
+    let (status, json) = s
+        .post("/api/add", r#"{"amount": 1, "cpus": 0.5, "mem": 256}"#)
+        .await;
+    assert_eq!(status, 200, "{json}");
+    wait_until("offers to be declined", WAIT, || async {
+        let (_, metrics) = s.get("/metrics").await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("mmm_offers_declined_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|n| *n >= 2.0)
+    })
+    .await;
+    assert!(
+        sim.tasks().is_empty(),
+        "nothing may be launched on a too small offer"
+    );
+    let server = &s.servers().await[0];
+    assert!(
+        server["state"] == "Added" || server["state"] == "Starting",
+        "{server}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_task_is_relaunched_with_backoff() {
+    let sim = sim(SimConfig::with_agents(1).fast()).await;
+    let mut s = Scheduler::new(&sim.master_url(), FAST_RETRIES);
+    s.fail_executors(true);
+    s.start().await;
+    s.wait_subscribed().await;
+    let (status, json) = s.post("/api/add", r#"{"amount": 1}"#).await;
+    assert_eq!(status, 200, "{json}");
+    // At least two failed launches, each a new task id.
+    let failed = wait_sim(&sim, "two failed launches", |snap| {
+        let failed: Vec<_> = snap
+            .tasks
+            .iter()
+            .filter(|t| t.state == "TASK_FAILED")
+            .cloned()
+            .collect();
+        (failed.len() >= 2).then_some(failed)
+    })
+    .await;
+    assert_ne!(failed[0].task_id, failed[1].task_id);
+    // Never two live launches of the one server.
+    assert!(live_tasks(&sim.snapshot()).len() <= 1);
+    s.fail_executors(false);
+    let running = s.wait_server_state(1, "Running").await;
+    let attempts = running["launch_attempts"].as_u64().unwrap_or(0);
+    let tasks = sim.tasks();
+    assert!(tasks.len() >= 3, "relaunched after the failures: {tasks:?}");
+    assert!(attempts <= 1 || running["state"] == "Running");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_scheduler_fails_over_to_the_same_framework_without_duplicates() {
+    let sim = sim(SimConfig::with_agents(2).fast()).await;
+    let mut s = Scheduler::new(&sim.master_url(), FAST_RETRIES);
+    s.start().await;
+    let framework_id = s.wait_subscribed().await;
+    let (status, json) = s.post("/api/add", r#"{"amount": 2}"#).await;
+    assert_eq!(status, 200, "{json}");
+    s.wait_server_state(1, "Running").await;
+    s.wait_server_state(2, "Running").await;
+    let before: Vec<String> = live_tasks(&sim.snapshot())
+        .into_iter()
+        .map(|t| t.task_id)
+        .collect();
+    assert_eq!(before.len(), 2);
+
+    s.sigkill();
+    wait_sim(&sim, "the master to see the scheduler gone", |snap| {
+        snap.frameworks
+            .iter()
+            .find(|f| f.id == framework_id)
+            .filter(|f| !f.connected)
+            .map(|_| ())
+    })
+    .await;
+    s.start().await;
+    let again = s.wait_subscribed().await;
+    assert_eq!(again, framework_id, "failover keeps the framework id");
+    s.wait_server_state(1, "Running").await;
+    s.wait_server_state(2, "Running").await;
+    // Give the reconciliation time to act, then check nothing was relaunched.
+    wait_until("reconciliation to leave the tasks alone", WAIT, || async {
+        let servers = s.servers().await;
+        let ids: Vec<String> = servers
+            .iter()
+            .filter_map(|v| v["task_id"].as_str().map(str::to_string))
+            .collect();
+        (ids.len() == 2 && ids.iter().all(|id| before.contains(id))).then_some(())
+    })
+    .await;
+    let live: Vec<String> = live_tasks(&sim.snapshot())
+        .into_iter()
+        .map(|t| t.task_id)
+        .collect();
+    assert_eq!(live.len(), 2, "no duplicate task: {live:?}");
+    assert!(live.iter().all(|t| before.contains(t)));
+    assert_eq!(sim.snapshot().frameworks.len(), 1, "one framework only");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_resubscribes_after_a_master_restart() {
+    let sim = sim(SimConfig::with_agents(1).fast()).await;
+    let mut s = Scheduler::new(&sim.master_url(), FAST_RETRIES);
+    s.start().await;
+    let framework_id = s.wait_subscribed().await;
+    s.post("/api/add", r#"{"amount": 1}"#).await;
+    let running = s.wait_server_state(1, "Running").await;
+    let task_id = running["task_id"].as_str().expect("task id").to_string();
+    let old_master = sim.snapshot().master_id;
+
+    sim.restart_master();
+    wait_sim(
+        &sim,
+        "the framework to re-subscribe to the new master",
+        |snap| {
+            (snap.master_id != old_master
+                && snap
+                    .frameworks
+                    .iter()
+                    .any(|f| f.id == framework_id && f.connected))
+            .then_some(())
+        },
+    )
+    .await;
+    // Same task, still running, no relaunch.
+    s.wait_server_state(1, "Running").await;
+    let live = live_tasks(&sim.snapshot());
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0].task_id, task_id);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_on_a_lost_agent_is_relaunched_elsewhere() {
+    let sim = sim(SimConfig::with_agents(2).fast()).await;
+    let mut s = Scheduler::new(
+        &sim.master_url(),
+        &format!("{FAST_RETRIES}unreachable_timeout_ms = 500\n"),
+    );
+    s.start().await;
+    s.wait_subscribed().await;
+    s.post("/api/add", r#"{"amount": 1}"#).await;
+    let running = s.wait_server_state(1, "Running").await;
+    let first_task = running["task_id"].as_str().expect("task id").to_string();
+    let first_agent = running["agent_id"].as_str().expect("agent id").to_string();
+
+    sim.kill_agent(&first_agent).expect("kill agent");
+    let relaunched = wait_until(
+        "a relaunch on the other agent",
+        Duration::from_secs(90),
+        || async {
+            s.servers().await.into_iter().find(|v| {
+                v["state"] == "Running" && v["task_id"].as_str().is_some_and(|t| t != first_task)
+            })
+        },
+    )
+    .await;
+    assert_ne!(relaunched["agent_id"].as_str(), Some(first_agent.as_str()));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_scheduler_with_exit_code_zero() {
+    let sim = sim(SimConfig::with_agents(1).fast()).await;
+    let mut s = Scheduler::new(&sim.master_url(), FAST_RETRIES);
+    s.start().await;
+    s.wait_subscribed().await;
+    let p = s.process.as_mut().expect("running");
+    p.signal(libc::SIGTERM).expect("SIGTERM");
+    let status = p
+        .wait_timeout(Duration::from_secs(20))
+        .expect("wait")
+        .expect("exited after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", s.logs());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_heartbeats_make_the_scheduler_subscribe_again() {
+    let sim = sim(SimConfig::with_agents(1).fast()).await;
+    let mut s = Scheduler::new(&sim.master_url(), FAST_RETRIES);
+    s.start().await;
+    let framework_id = s.wait_subscribed().await;
+    // Heartbeats every second; five missed ones end the subscription.
+    sim.delay_heartbeats(Duration::from_secs(30));
+    wait_until(
+        "the scheduler to notice the missing heartbeats",
+        WAIT,
+        || async { s.logs().contains("heartbeats missed").then_some(()) },
+    )
+    .await;
+    let again = s.wait_subscribed().await;
+    assert_eq!(again, framework_id);
+    wait_sim(&sim, "the framework to be connected again", |snap| {
+        snap.frameworks
+            .iter()
+            .any(|f| f.id == framework_id && f.connected)
+            .then_some(())
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_list_and_a_redirect_lead_to_the_leader() {
+    let leader = sim(SimConfig::with_agents(1).fast()).await;
+    // A non-leading master: answers 307 with a scheme-less Location.
+    let follower = sim(SimConfig {
+        agents: Vec::new(),
+        redirect_to_leader: Some(leader.master_addr().to_string()),
+        ..SimConfig::default().fast()
+    })
+    .await;
+    let dead = mmm_test_support::free_port().expect("free port");
+    let masters = format!("127.0.0.1:{dead},{}", follower.master_url());
+    let mut s = Scheduler::new(&masters, FAST_RETRIES);
+    s.start().await;
+    let framework_id = s.wait_subscribed().await;
+    assert!(
+        leader
+            .snapshot()
+            .frameworks
+            .iter()
+            .any(|f| f.id == framework_id && f.connected),
+        "subscribed to the leader"
+    );
+    let (_, health) = s.get_json("/health").await;
+    assert_eq!(
+        health["value"]["subscription"]["master"],
+        format!("{}/", leader.master_url()),
+        "{health}"
+    );
+    // Calls go to the leader too: a task gets launched there.
+    s.post("/api/add", r#"{"amount": 1}"#).await;
+    s.wait_server_state(1, "Running").await;
+    assert_eq!(live_tasks(&leader.snapshot()).len(), 1);
+    leader.shutdown().await;
+    follower.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_kills_the_task_and_start_launches_it_again() {
+    let sim = sim(SimConfig::with_agents(1).fast()).await;
+    let mut s = Scheduler::new(&sim.master_url(), FAST_RETRIES);
+    s.start().await;
+    s.wait_subscribed().await;
+    s.post("/api/add", r#"{"amount": 1}"#).await;
+    let first = s.wait_server_state(1, "Running").await["task_id"]
+        .as_str()
+        .expect("task id")
+        .to_string();
+
+    let (status, json) = s.post("/api/stop", r#"{"ids": [1]}"#).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        json["message"],
+        "Stop servers request (ids=1) was sent successfully."
+    );
+    s.wait_server_state(1, "Stopped").await;
+    wait_sim(&sim, "the stopped task to be killed", |snap| {
+        snap.tasks
+            .iter()
+            .find(|t| t.task_id == first && t.state == "TASK_KILLED")
+            .map(|_| ())
+    })
+    .await;
+
+    let (status, json) = s.post("/api/start", r#"{"ids": [1]}"#).await;
+    assert_eq!(status, 200, "{json}");
+    let again = s.wait_server_state(1, "Running").await;
+    assert_ne!(
+        again["task_id"].as_str(),
+        Some(first.as_str()),
+        "a new launch"
+    );
+    assert_eq!(live_tasks(&sim.snapshot()).len(), 1);
+    sim.shutdown().await;
+}

@@ -1,0 +1,38 @@
+//! Test support: real Kafka-compatible brokers, ZooKeeper, and fault injection.
+//!
+//! - [`KafkaBroker`]: a Tansu broker with in-memory storage in its own process, plus helpers to
+//!   create topics ([`create_topic`]), produce ([`produce`], [`produce_generated`]) and read back
+//!   ([`consume_all`], [`verify_generated`]) test data.
+//! - [`tansu_binary`]: the pinned Tansu binary, installed into a cache on first use.
+//! - [`MockKafkaCluster`]: librdkafka's mock cluster for fault injection (broker down,
+//!   request errors, latency).
+//! - [`ZooKeeperServer`]: a standalone ZooKeeper from Debian's package, for `zk://` tests.
+//! - [`ChildGuard`], [`free_port`], [`bin_path`]: processes that die with the test, free loopback
+//!   ports, and binaries of this workspace.
+//!
+//! Everything started here stops when its handle is dropped, also when a test panics, and dies
+//! with the test process if that is killed.
+
+mod error;
+mod kafka_broker;
+mod kafka_data;
+mod mock_cluster;
+mod process;
+mod sys;
+mod tansu_install;
+mod zookeeper;
+
+pub use error::{Error, Result};
+pub use kafka_broker::KafkaBroker;
+pub use kafka_data::{
+    consume_all, consume_until_idle, create_topic, decode_generated, produce, produce_generated,
+    produce_with_config, random_name, verify_generated, wait_for_partitions, ConsumedRecord,
+    GeneratedReport, TestRecord, GENERATED_HEADER_LEN,
+};
+pub use mock_cluster::{ApiKey, MockKafkaCluster, ResponseError, UNTIL_CLEARED};
+pub use process::{bin_path, free_port, ChildGuard};
+pub use tansu_install::{
+    cache_dir, tansu_binary, verify_sha256, workspace_root, CACHE_DIR_ENV, TANSU_BIN_ENV,
+    TANSU_WHEEL_FILE, TANSU_WHEEL_PACKAGE, TANSU_WHEEL_SHA256, TANSU_WHEEL_VERSION,
+};
+pub use zookeeper::ZooKeeperServer;

@@ -1,0 +1,274 @@
+//! Shared helpers of the end-to-end tests: the whole system on loopback.
+//!
+//! [`System::start`] runs two real brokers (source and target), `mesos-sim`
+//! with agents, and `mmm-scheduler` serving a `dist/` that holds the freshly
+//! built `mmm-executor`; [`System::cli`] runs `mmm-cli` against it. Every
+//! process is killed when the `System` is dropped, also when a test panics.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use mmm_test_support::{bin_path, free_port, ChildGuard, KafkaBroker};
+use serde_json::Value;
+
+/// The consumer group's session timeout: the test brokers take about half of
+/// it to complete a JoinGroup, so a short one keeps rebalances quick.
+pub const SESSION_TIMEOUT_MS: u32 = 6000;
+
+/// A running system: brokers, a Mesos stand-in and the scheduler.
+pub struct System {
+    pub source: KafkaBroker,
+    pub target: KafkaBroker,
+    pub mesos: ChildGuard,
+    pub master_url: String,
+    pub scheduler: Option<ChildGuard>,
+    pub api_url: String,
+    pub dir: tempfile::TempDir,
+    pub topics: Vec<String>,
+    pub group: String,
+    api_port: u16,
+}
+
+impl System {
+    /// Starts everything with `agents` simulated agents, mirroring `topics`.
+    pub fn start(agents: u32, topics: &[String]) -> Result<System> {
+        let dir = tempfile::tempdir().context("creating the test directory")?;
+        let source = KafkaBroker::start().context("starting the source broker")?;
+        let target = KafkaBroker::start().context("starting the target broker")?;
+        let (mesos, master_url) = start_mesos_sim(dir.path(), agents)?;
+        let dist = dir.path().join("dist");
+        fs::create_dir_all(&dist).context("creating dist/")?;
+        fs::copy(bin_path("mmm-executor")?, dist.join("mmm-executor"))
+            .context("copying mmm-executor into dist/")?;
+        let group = mmm_test_support::random_name("e2e-group");
+        let mut system = System {
+            source,
+            target,
+            mesos,
+            master_url,
+            scheduler: None,
+            api_url: String::new(),
+            dir,
+            topics: topics.to_vec(),
+            group,
+            api_port: free_port()?,
+        };
+        system.write_config()?;
+        system.start_scheduler()?;
+        Ok(system)
+    }
+
+    fn write_config(&self) -> Result<()> {
+        let d = self.dir.path();
+        let topics = self
+            .topics
+            .iter()
+            .map(|t| format!("{t:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        fs::write(
+            d.join("mmm.toml"),
+            format!(
+                "[mesos]\nmaster = \"{master}\"\nframework_name = \"mmm-e2e\"\nfailover_timeout_secs = 3600\n\n\
+                 [api]\nbind = \"127.0.0.1:{port}\"\n\n\
+                 [mirror]\ntopics = [{topics}]\noffset_commit_interval_ms = 1000\n\n\
+                 [storage]\npath = \"{state}\"\n\n\
+                 [executor]\ndist_dir = \"{dist}\"\n",
+                master = self.master_url,
+                port = self.api_port,
+                state = d.join("mmm-state.json").display(),
+                dist = d.join("dist").display(),
+            ),
+        )?;
+        fs::write(
+            d.join("consumer.properties"),
+            format!(
+                "bootstrap.servers={}\ngroup.id={}\nenable.auto.commit=false\n\
+                 auto.offset.reset=earliest\nsession.timeout.ms={SESSION_TIMEOUT_MS}\n",
+                self.source.bootstrap(),
+                self.group
+            ),
+        )?;
+        fs::write(
+            d.join("producer.properties"),
+            format!(
+                "bootstrap.servers={}\nacks=all\nlinger.ms=5\n",
+                self.target.bootstrap()
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Starts (or restarts) the scheduler on the same configuration and state.
+    pub fn start_scheduler(&mut self) -> Result<()> {
+        let d = self.dir.path();
+        let mut cmd = Command::new(bin_path("mmm-scheduler")?);
+        cmd.arg(d.join("mmm.toml"))
+            .arg("-c")
+            .arg(d.join("consumer.properties"))
+            .arg("-p")
+            .arg(d.join("producer.properties"))
+            .env("RUST_LOG", "info");
+        let n = fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
+        let guard =
+            ChildGuard::spawn_logged("mmm-scheduler", cmd, &d.join(format!("scheduler-{n}.log")))
+                .context("starting mmm-scheduler")?;
+        self.scheduler = Some(guard);
+        self.api_url = format!("http://127.0.0.1:{}", self.api_port);
+        wait_until("the scheduler's REST API", Duration::from_secs(30), || {
+            Ok(std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_ok())
+        })
+    }
+
+    /// Kills the scheduler with SIGKILL, as a crash would.
+    pub fn kill_scheduler(&mut self) -> Result<()> {
+        if let Some(mut s) = self.scheduler.take() {
+            s.signal(libc::SIGKILL)?;
+            s.wait_timeout(Duration::from_secs(10))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `mmm-cli --api <api>/api args...`.
+    pub fn cli(&self, args: &[&str]) -> Result<Output> {
+        Command::new(bin_path("mmm-cli")?)
+            .arg("--api")
+            .arg(format!("{}/api", self.api_url))
+            .args(args)
+            .output()
+            .context("running mmm-cli")
+    }
+
+    /// `mmm-cli status --json`, parsed.
+    pub fn status(&self) -> Result<Value> {
+        let out = self.cli(&["status", "--json"])?;
+        if !out.status.success() {
+            bail!(
+                "mmm-cli status failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        serde_json::from_slice(&out.stdout).context("parsing mmm-cli status --json")
+    }
+
+    /// The servers of the status, as (id, state) pairs.
+    pub fn servers(&self) -> Result<Vec<(u64, String)>> {
+        let status = self.status()?;
+        let servers = status
+            .pointer("/value/servers")
+            .and_then(Value::as_array)
+            .ok_or_else(|| anyhow!("status has no value.servers: {status}"))?;
+        Ok(servers
+            .iter()
+            .map(|s| {
+                (
+                    s["id"].as_u64().unwrap_or(u64::MAX),
+                    s["state"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect())
+    }
+
+    /// Waits until every server is in `state` and there are `count` of them.
+    pub fn wait_for_servers(&self, count: usize, state: &str, timeout: Duration) -> Result<()> {
+        wait_until(&format!("{count} servers {state}"), timeout, || {
+            let servers = self.servers()?;
+            Ok(servers.len() == count && servers.iter().all(|(_, s)| s == state))
+        })
+    }
+
+    /// The pids of the `mmm-executor` processes running in this system's sandboxes.
+    pub fn executor_pids(&self) -> Vec<u32> {
+        executor_pids_under(self.dir.path())
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        // The scheduler first, then mesos-sim (which kills its executors);
+        // then any executor that escaped, so nothing outlives the test.
+        self.scheduler.take();
+        let _ = self.mesos.signal(libc::SIGTERM);
+        let _ = self.mesos.wait_timeout(Duration::from_secs(10));
+        let _ = self.mesos.kill();
+        for pid in executor_pids_under(self.dir.path()) {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+}
+
+fn start_mesos_sim(dir: &Path, agents: u32) -> Result<(ChildGuard, String)> {
+    let mut cmd = Command::new(bin_path("mesos-sim")?);
+    cmd.args([
+        "--agents",
+        &agents.to_string(),
+        "--heartbeat-secs",
+        "2",
+        "--work-dir",
+    ])
+    .arg(dir.join("mesos"));
+    let log = dir.join("mesos-sim.log");
+    let guard = ChildGuard::spawn_logged("mesos-sim", cmd, &log).context("starting mesos-sim")?;
+    let mut url = None;
+    wait_until(
+        "mesos-sim to print its master URL",
+        Duration::from_secs(30),
+        || {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            url = text
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(|u| u.trim_end_matches('/').to_owned());
+            Ok(url.is_some())
+        },
+    )?;
+    let url = url.ok_or_else(|| anyhow!("mesos-sim printed no master URL"))?;
+    Ok((guard, url))
+}
+
+/// The pids of `mmm-executor` processes whose working directory is under `dir`.
+pub fn executor_pids_under(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let dir: PathBuf = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|pid| {
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let cwd = fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+            comm.trim() == "mmm-executor" && cwd.starts_with(&dir)
+        })
+        .collect()
+}
+
+/// Polls `ready` until it holds, failing with `what` after `timeout`.
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut ready: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match ready() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() > deadline {
+            return Err(match last_err {
+                Some(e) => e.context(format!("timed out after {timeout:?} waiting for {what}")),
+                None => anyhow!("timed out after {timeout:?} waiting for {what}"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
