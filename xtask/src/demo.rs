@@ -17,7 +17,7 @@ use crate::{dist, prerequisites, shell};
 
 const TOPIC: &str = "demo-orders";
 const PARTITIONS: u32 = 4;
-const RECORDS: u64 = 200_000;
+const RECORDS: u64 = 1_000_000;
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(bad) = args.first() {
@@ -55,7 +55,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let master = start_mesos_sim(&mut procs, &bin, &work)?;
     println!("  master: {master}");
 
-    step("creating the source topic and producing sample data");
+    step("creating the source topic");
     let kafka = bin.join("mmm-demo-kafka");
     shell::run(Command::new(&kafka).args([
         "--bootstrap",
@@ -64,14 +64,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
         TOPIC,
         "--partitions",
         &PARTITIONS.to_string(),
-    ]))?;
-    shell::run(Command::new(&kafka).args([
-        "--bootstrap",
-        &source,
-        "produce",
-        TOPIC,
-        "--count",
-        &RECORDS.to_string(),
     ]))?;
 
     step("starting the scheduler");
@@ -95,7 +87,24 @@ pub fn run(args: &[String]) -> Result<(), String> {
     })?;
     println!("{}", cli(&["status"])?);
 
-    step("watching the data arrive on the target");
+    step(&format!(
+        "producing {RECORDS} records to the source while the tasks mirror them"
+    ));
+    let producer = procs.spawn(
+        "sample producer",
+        Command::new(&kafka)
+            .args([
+                "--bootstrap",
+                &source,
+                "produce",
+                TOPIC,
+                "--count",
+                &RECORDS.to_string(),
+            ])
+            .stdout(log_file(&work, "producer")?)
+            .stderr(log_file(&work, "producer.err")?),
+    )?;
+    let producer_pid = producer.id();
     shell::run(Command::new(&kafka).args([
         "--bootstrap",
         &target,
@@ -106,7 +115,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "--timeout-secs",
         "120",
     ]))?;
+    procs.wait_for_exit(producer_pid, "the sample producer", Duration::from_secs(60))?;
 
+    // The executors report their figures every few seconds.
+    wait_until(
+        "the executors' first metrics",
+        Duration::from_secs(30),
+        || {
+            let json = cli(&["status", "--json"]).unwrap_or_default().replace([' ', '\n'], "");
+            Ok(json.matches("\"metrics\":{").count() >= 2)
+        },
+    )?;
     step("mmm-cli status");
     println!("{}", cli(&["status"])?);
 
@@ -144,6 +163,30 @@ impl Processes {
         self.children.push((name.to_owned(), child));
         let last = self.children.len() - 1;
         Ok(&mut self.children[last].1)
+    }
+
+    /// Waits until the child with `pid` exits by itself; an error if it fails.
+    fn wait_for_exit(&mut self, pid: u32, what: &str, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let index = self
+            .children
+            .iter()
+            .position(|(_, c)| c.id() == pid)
+            .ok_or_else(|| format!("{what} is not running"))?;
+        loop {
+            match self.children[index].1.try_wait() {
+                Ok(Some(status)) if status.success() => {
+                    self.children.remove(index);
+                    return Ok(());
+                }
+                Ok(Some(status)) => return Err(format!("{what} failed ({status})")),
+                Ok(None) if Instant::now() > deadline => {
+                    return Err(format!("{what} did not finish within {timeout:?}"))
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(100)),
+                Err(e) => return Err(format!("waiting for {what}: {e}")),
+            }
+        }
     }
 
     fn stop_all(&mut self) {

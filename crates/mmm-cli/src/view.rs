@@ -15,6 +15,7 @@ pub const NO_SERVERS: &str = "No servers were added. Add servers with 'add' comm
 /// Where an executor's metrics document may put its rate and lag, first match
 /// wins.
 const RATE_KEYS: &[&str] = &[
+    "produce_rate",
     "records_per_s",
     "records_per_sec",
     "records_per_second",
@@ -82,8 +83,22 @@ impl ServerView {
                 .find_map(field)
                 .map(plain),
             records_per_s: metric(RATE_KEYS).and_then(|v| v.as_f64()),
-            lag: metric(LAG_KEYS).filter(|v| v.is_number() || v.is_string()),
+            lag: metric(LAG_KEYS).and_then(|v| total_lag(&v)),
         }
+    }
+}
+
+/// The lag as one figure: a number as it is, or the sum of a per-partition
+/// map (the executor reports lag per topic partition).
+fn total_lag(value: &Value) -> Option<Value> {
+    match value {
+        Value::Number(_) | Value::String(_) => Some(value.clone()),
+        Value::Object(parts) if !parts.is_empty() => parts
+            .values()
+            .map(Value::as_i64)
+            .sum::<Option<i64>>()
+            .map(Value::from),
+        _ => None,
     }
 }
 
@@ -210,10 +225,20 @@ mod tests {
     }
 
     #[test]
+    fn the_executors_report_shows_its_produce_rate_and_summed_lag() {
+        let view = ServerView::from_json(&json!({
+            "id": 1, "state": "Running",
+            "metrics": {"produce_rate": 5321.0, "consume_rate": 5400.0, "lag": {"orders/0": 3, "orders/1": 4}}
+        }));
+        assert_eq!(view.records_per_s, Some(5321.0));
+        assert_eq!(view.lag, Some(json!(7)));
+    }
+
+    #[test]
     fn odd_types_and_nulls_are_skipped_not_fatal() {
         let view = ServerView::from_json(&json!({
             "id": "7", "state": null, "cpus": "lots", "topics": "t", "hostname": null,
-            "metrics": {"document": {"records_per_s": "fast", "lag": {"p0": 1}}}
+            "metrics": {"document": {"records_per_s": "fast", "lag": {"p0": "x"}}}
         }));
         assert_eq!(
             view,

@@ -67,25 +67,7 @@ pub enum TopicSelection {
     Regex(Pattern),
 }
 
-/// How records are spread over the target topic's partitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Partitioning {
-    /// The same partition number as in the source.
-    #[default]
-    Preserve,
-    /// By key hash.
-    Hash,
-}
-
-impl Partitioning {
-    /// The contract's name ("preserve" or "hash").
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Partitioning::Preserve => "preserve",
-            Partitioning::Hash => "hash",
-        }
-    }
-}
+pub use crate::task_data::Partitioning;
 
 /// `[mirror]`.
 #[derive(Debug, Clone, PartialEq)]

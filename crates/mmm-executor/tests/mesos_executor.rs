@@ -113,6 +113,19 @@ fn runs_reports_metrics_and_is_killed_with_offsets_committed_as_delivered() {
         },
     );
 
+    wait_until(
+        "a metrics message reporting the last commit time",
+        Duration::from_secs(60),
+        || {
+            agent.messages().iter().any(|m| {
+                serde_json::from_slice::<serde_json::Value>(m).is_ok_and(|v| {
+                    v["commits"].as_u64().is_some_and(|n| n > 0)
+                        && v["last_commit_unix_ms"].as_u64().is_some_and(|t| t > 0)
+                })
+            })
+        },
+    );
+
     // Heavy load in flight, then KILL.
     let loader = {
         let bootstrap = source.bootstrap();
@@ -373,4 +386,59 @@ fn preserve_with_too_few_target_partitions_gives_task_failed() {
         message.contains("preserve") && message.contains("has 1") && message.contains(&topic),
         "{message}"
     );
+}
+
+#[test]
+fn with_checkpointing_the_executor_gives_up_after_the_recovery_timeout() {
+    let agent = FakeAgent::start();
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let mut executor = spawn_executor(
+        &agent,
+        sandbox.path(),
+        &[
+            ("MESOS_CHECKPOINT", "1"),
+            ("MESOS_RECOVERY_TIMEOUT", "2secs"),
+            ("MESOS_SUBSCRIPTION_BACKOFF_MAX", "100ms"),
+        ],
+    );
+    agent.wait_subscribed(1, Duration::from_secs(20));
+    agent.set_refuse_subscribe(true);
+    agent.close_stream();
+    let gone = Instant::now();
+    let status = executor
+        .wait_timeout(Duration::from_secs(30))
+        .expect("wait")
+        .expect("the executor gives up");
+    assert!(!status.success());
+    assert!(
+        gone.elapsed() >= Duration::from_secs(2),
+        "it retried until the timeout"
+    );
+    let log = std::fs::read_to_string(sandbox.path().join("executor.log")).expect("executor.log");
+    assert!(log.contains("recovery timeout"), "{log}");
+}
+
+#[test]
+fn sigterm_kills_the_task_and_exits_cleanly() {
+    let agent = FakeAgent::start();
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let mut executor = spawn_executor(&agent, sandbox.path(), &[]);
+    agent.wait_subscribed(1, Duration::from_secs(20));
+    // Nothing listens there: the task never gets to consume, which is
+    // enough to see the kill path.
+    let data = task("127.0.0.1:1", "127.0.0.1:1", &["t"], &group());
+    agent.launch("task-1", &data.to_json());
+    let log = sandbox.path().join("executor.log");
+    wait_until("the launch in the log", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("LAUNCH"))
+    });
+    const SIGTERM: i32 = 15;
+    executor.signal(SIGTERM).expect("SIGTERM");
+    let killed = agent.wait_for_state(TaskState::TaskKilled, Duration::from_secs(10));
+    assert_eq!(killed.task_id.value, "task-1");
+    let status = executor
+        .wait_timeout(Duration::from_secs(15))
+        .expect("wait")
+        .expect("the executor exits");
+    assert!(status.success(), "{status}");
 }

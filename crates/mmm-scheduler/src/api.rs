@@ -184,7 +184,10 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 #[derive(Debug)]
 struct BadRequest(StatusCode, String);
 
-fn check_token(state: &ApiState, headers: &HeaderMap) -> Result<(), BadRequest> {
+/// Refuses a mutating call sent by a page of another origin, then checks the
+/// token when the API is protected.
+fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), BadRequest> {
+    check_same_origin(headers)?;
     let Some(token) = &state.token else {
         return Ok(());
     };
@@ -202,6 +205,33 @@ fn check_token(state: &ApiState, headers: &HeaderMap) -> Result<(), BadRequest> 
             StatusCode::UNAUTHORIZED,
             "this API needs \"Authorization: Bearer <token>\"".into(),
         )),
+    }
+}
+
+/// Browsers send `Origin` with every cross-site POST, and a "simple" one
+/// (form or text body) is sent without asking first; without this check any
+/// web page an operator has open could add or delete tasks on an unprotected
+/// API. Clients that are not browsers (the CLI, curl) send no `Origin`.
+fn check_same_origin(headers: &HeaderMap) -> Result<(), BadRequest> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let origin_host = origin
+        .split_once("://")
+        .map_or(origin, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(BadRequest(
+            StatusCode::FORBIDDEN,
+            format!("cross-origin request from {origin:?} refused"),
+        ))
     }
 }
 
@@ -475,7 +505,7 @@ async fn run_command(
     kind: Kind,
     parse: impl FnOnce(&Map<String, Value>) -> Result<Command, BadRequest>,
 ) -> Response {
-    let command = match check_token(state, headers)
+    let command = match authorize(state, headers)
         .and_then(|()| json_object(body))
         .and_then(|map| parse(&map))
     {

@@ -111,6 +111,25 @@ async fn bad_requests_are_refused_and_change_nothing() {
     );
     refused(&s, "/api/add", big, 413, "larger than").await;
 
+    // A page of another site cannot drive the API through the operator's browser.
+    let cross = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/add", s.api_port))
+        .header("Origin", "http://evil.example")
+        .header("Content-Type", "text/plain")
+        .body(r#"{"amount": 5}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(cross.status().as_u16(), 403);
+    let cross: Value = cross.json().await.expect("json");
+    assert!(
+        cross["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cross-origin"),
+        "{cross}"
+    );
+
     let after = s.servers().await;
     assert_eq!(
         after, before,

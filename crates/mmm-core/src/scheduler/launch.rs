@@ -45,10 +45,7 @@ pub(crate) fn task_data(settings: &Settings, server: &Server) -> TaskData {
     };
     let mut data = TaskData::new(u64::from(server.id), consumer, producer, topics);
     data.offset_commit_interval_ms = settings.mirror.offset_commit_interval_ms;
-    data.partitioning = match settings.mirror.partitioning {
-        crate::config::Partitioning::Preserve => task_data::Partitioning::Preserve,
-        crate::config::Partitioning::Hash => task_data::Partitioning::Hash,
-    };
+    data.partitioning = settings.mirror.partitioning;
     data.target_topic_prefix = settings.mirror.target_topic_prefix.clone();
     data.target_topic_suffix = settings.mirror.target_topic_suffix.clone();
     data.create_topics = settings.mirror.create_topics;

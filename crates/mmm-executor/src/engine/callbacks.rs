@@ -4,6 +4,7 @@
 use super::state::Shared;
 use super::worker::{OFFSET_BITS, OFFSET_MASK};
 use super::EngineError;
+use rdkafka::config::RDKafkaLogLevel;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,7 +24,32 @@ pub(super) struct DeliveryContext {
     pub(super) shared: Arc<Shared>,
 }
 
-impl ClientContext for DeliveryContext {}
+/// librdkafka's own log lines, into the executor's log.
+fn forward_log(client: &'static str, level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(client, facility, "librdkafka: {message}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(client, facility, "librdkafka: {message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(client, facility, "librdkafka: {message}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(client, facility, "librdkafka: {message}"),
+    }
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        forward_log("producer", level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Transient (broker down, retried by librdkafka); failures that matter
+        // arrive as delivery reports.
+        tracing::warn!(client = "producer", %error, "librdkafka: {reason}");
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
@@ -85,6 +111,15 @@ pub(super) struct RebalanceContext {
 }
 
 impl ClientContext for RebalanceContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        forward_log("consumer", level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        Metrics::add(&self.shared.metrics.consume_errors, 1);
+        tracing::warn!(client = "consumer", %error, "librdkafka: {reason}");
+    }
+
     /// librdkafka's statistics carry each partition's cached high watermark
     /// and position, so the lag costs no request.
     fn stats(&self, statistics: Statistics) {
