@@ -122,7 +122,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "the executors' first metrics",
         Duration::from_secs(30),
         || {
-            let json = cli(&["status", "--json"]).unwrap_or_default().replace([' ', '\n'], "");
+            let json = cli(&["status", "--json"])
+                .unwrap_or_default()
+                .replace([' ', '\n'], "");
             Ok(json.matches("\"metrics\":{").count() >= 2)
         },
     )?;

@@ -221,6 +221,52 @@ async fn a_killed_scheduler_fails_over_to_the_same_framework_without_duplicates(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_away_past_its_failover_timeout_starts_a_new_framework_and_relaunches() {
+    let sim = sim(SimConfig::with_agents(1).fast()).await;
+    let mut s = Scheduler::with_failover_timeout(&sim.master_url(), FAST_RETRIES, 1);
+    s.start().await;
+    let old_id = s.wait_subscribed().await;
+    s.post("/api/add", r#"{"amount": 1}"#).await;
+    let running = s.wait_server_state(1, "Running").await;
+    let old_task = running["task_id"].as_str().expect("task id").to_string();
+
+    s.sigkill();
+    wait_sim(&sim, "the master to remove the framework", |snap| {
+        snap.removed_frameworks.contains(&old_id).then_some(())
+    })
+    .await;
+    s.start().await;
+    let new_id = s.wait_subscribed().await;
+    assert_ne!(
+        new_id, old_id,
+        "a removed framework id is never accepted again"
+    );
+    wait_until(
+        "the server to run again under the new framework",
+        WAIT,
+        || async {
+            let servers = s.servers().await;
+            servers
+                .first()
+                .filter(|v| {
+                    v["state"] == "Running" && v["task_id"].as_str() != Some(old_task.as_str())
+                })
+                .map(|_| ())
+        },
+    )
+    .await;
+    let live = live_tasks(&sim.snapshot());
+    assert_eq!(live.len(), 1, "exactly one task: {live:?}");
+    assert_ne!(live[0].task_id, old_task);
+    assert_eq!(
+        read_state(s.dir.path())["framework_id"],
+        new_id.as_str(),
+        "the new id is stored"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_resubscribes_after_a_master_restart() {
     let sim = sim(SimConfig::with_agents(1).fast()).await;
     let mut s = Scheduler::new(&sim.master_url(), FAST_RETRIES);

@@ -326,6 +326,16 @@ async fn read_stream(
                         .map(|e| e.message.clone())
                         .unwrap_or_default();
                     tracing::error!(message = %message, "master sent ERROR");
+                    if framework_was_removed(&message) {
+                        // Mesos never accepts a removed framework id again, and it
+                        // has killed the framework's tasks: subscribe as a new
+                        // framework; reconciliation then relaunches every server.
+                        tracing::warn!(
+                            old_id = ?framework_id.as_ref().map(|f| f.value.as_str()),
+                            "the master removed this framework; subscribing as a new one"
+                        );
+                        *framework_id = None;
+                    }
                     let _ = out.send(MesosInput::Event(Box::new(event))).await;
                     return format!("master sent ERROR: {message}");
                 }
@@ -365,5 +375,25 @@ mod tests {
         assert!(delays[11] >= BACKOFF_MAX / 2, "{delays:?}");
         b.reset();
         assert!(b.next_delay(&mut rng) <= BACKOFF_MIN);
+    }
+}
+
+/// Whether an ERROR event says that the master removed the framework (its
+/// failover timeout passed, or an operator tore it down), as opposed to, say,
+/// another scheduler having taken it over.
+fn framework_was_removed(message: &str) -> bool {
+    message.contains("Framework has been removed")
+        || message.contains("Framework has been torn down")
+}
+
+#[cfg(test)]
+mod removal_tests {
+    use super::framework_was_removed;
+
+    #[test]
+    fn only_a_removal_makes_the_scheduler_forget_its_framework_id() {
+        assert!(framework_was_removed("Framework has been removed"));
+        assert!(!framework_was_removed("Framework failed over"));
+        assert!(!framework_was_removed("Framework is not authorized"));
     }
 }

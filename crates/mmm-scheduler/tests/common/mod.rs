@@ -49,6 +49,15 @@ impl Scheduler {
     /// Writes the configuration for `master` (plus `extra` TOML appended to
     /// the [scheduler] section) and a dist/ with the stand-in executor.
     pub fn new(master: &str, extra_scheduler_toml: &str) -> Self {
+        Self::with_failover_timeout(master, extra_scheduler_toml, 3600)
+    }
+
+    /// Like [`Scheduler::new`], with the framework's failover timeout.
+    pub fn with_failover_timeout(
+        master: &str,
+        extra_scheduler_toml: &str,
+        failover_secs: u64,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("mmm-scheduler-test-")
             .tempdir()
@@ -81,7 +90,7 @@ impl Scheduler {
             r#"[mesos]
 master = "{master}"
 framework_name = "mmm-test"
-failover_timeout_secs = 3600
+failover_timeout_secs = {failover_secs}
 
 [api]
 bind = "127.0.0.1:{api_port}"
