@@ -11,10 +11,51 @@ use tracing_subscriber::{fmt, EnvFilter};
 /// The file in the sandbox that receives the executor's log.
 pub const LOG_FILE: &str = "executor.log";
 
+/// The logging configuration the scheduler serves from `dist/` next to the
+/// executor; Mesos fetches it into the sandbox.
+pub const CONFIG_FILE: &str = "mmm-executor-logging.toml";
+
+/// What the logging configuration holds.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoggingConfig {
+    /// tracing's EnvFilter directives, e.g. `info,librdkafka=warn`.
+    filter: Option<String>,
+}
+
+/// The filter directives: `RUST_LOG` first, then the sandbox's
+/// configuration file, then `info`. A file that cannot be read or parsed is
+/// reported on stderr (logging is not up yet) and ignored, so a bad logging
+/// file never stops the mirroring.
+fn directives(sandbox: Option<&Path>) -> String {
+    if let Ok(env) = std::env::var(EnvFilter::DEFAULT_ENV) {
+        return env;
+    }
+    let Some(path) = sandbox.map(|d| d.join(CONFIG_FILE)).filter(|p| p.exists()) else {
+        return "info".into();
+    };
+    let parsed = std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| toml::from_str::<LoggingConfig>(&text).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(LoggingConfig { filter: Some(f) }) if EnvFilter::try_new(&f).is_ok() => f,
+        Ok(LoggingConfig { filter: Some(f) }) => {
+            eprintln!("{}: invalid filter {f:?}; logging at info", path.display());
+            "info".into()
+        }
+        Ok(LoggingConfig { filter: None }) => "info".into(),
+        Err(e) => {
+            eprintln!("{}: {e}; logging at info", path.display());
+            "info".into()
+        }
+    }
+}
+
 /// Installs the global subscriber; keep the guard alive until exit so the
-/// file gets every line. `RUST_LOG` chooses the level (default `info`).
+/// file gets every line. The level comes from [`directives`].
 pub fn init(sandbox: Option<&Path>) -> Option<WorkerGuard> {
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let directives = directives(sandbox);
+    let filter = || EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(filter());
@@ -42,3 +83,27 @@ pub fn init(sandbox: Option<&Path>) -> Option<WorkerGuard> {
 }
 
 use tracing_subscriber::Layer as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sandbox_file_sets_the_filter_and_bad_files_fall_back_to_info() {
+        if std::env::var(EnvFilter::DEFAULT_ENV).is_ok() {
+            return; // RUST_LOG wins by design; nothing to check here
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert_eq!(directives(Some(dir.path())), "info");
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "filter = \"debug,librdkafka=warn\"\n",
+        )
+        .expect("write");
+        assert_eq!(directives(Some(dir.path())), "debug,librdkafka=warn");
+        std::fs::write(dir.path().join(CONFIG_FILE), "filter = 3\n").expect("write");
+        assert_eq!(directives(Some(dir.path())), "info");
+        std::fs::write(dir.path().join(CONFIG_FILE), "level = \"debug\"\n").expect("write");
+        assert_eq!(directives(Some(dir.path())), "info");
+    }
+}
