@@ -17,7 +17,8 @@ tasks:
   test [--all]        fmt check, clippy -D warnings, and every test (installs what the tests need)
   dist                release build; dist/ for Mesos to fetch, plus a versioned tar.gz
   demo                the whole system mirroring data locally, then stopped
-  bench <what>        executor | api | scheduler: print measured figures next to their limits
+  bench <what> [args] executor | api | scheduler: print measured figures next to their limits
+                      (args go to the benchmark, e.g. `bench api --secs 5`)
 ";
 
 fn main() -> ExitCode {

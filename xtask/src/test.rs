@@ -42,11 +42,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         cmd
     };
     cmd.env("MMM_TANSU_BIN", &tansu);
-    shell::run(&mut cmd)?;
-
+    // Doctests (nextest does not run them) go first, so that the test
+    // runner's summary is the last thing printed.
     if shell::have("cargo-nextest") {
-        // nextest does not run doctests.
-        shell::run(shell::cargo().args(["test", "--workspace", "--doc"]))?;
+        shell::run(shell::cargo().args(["test", "--workspace", "--doc", "--quiet"]))?;
     }
-    Ok(())
+    shell::run(&mut cmd)
 }
