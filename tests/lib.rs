@@ -35,6 +35,12 @@ pub struct System {
 impl System {
     /// Starts everything with `agents` simulated agents, mirroring `topics`.
     pub fn start(agents: u32, topics: &[String]) -> Result<System> {
+        System::start_with(agents, topics, "")
+    }
+
+    /// Like [`System::start`], with `extra` appended to the scheduler's TOML
+    /// configuration (e.g. a `[scheduler]` section with shorter timeouts).
+    pub fn start_with(agents: u32, topics: &[String], extra: &str) -> Result<System> {
         let dir = tempfile::tempdir().context("creating the test directory")?;
         let source = KafkaBroker::start().context("starting the source broker")?;
         let target = KafkaBroker::start().context("starting the target broker")?;
@@ -56,13 +62,14 @@ impl System {
             group,
             api_port: free_port()?,
         };
-        system.write_config()?;
+        system.write_config(extra)?;
         system.start_scheduler()?;
         Ok(system)
     }
 
-    fn write_config(&self) -> Result<()> {
+    fn write_config(&self, extra: &str) -> Result<()> {
         let d = self.dir.path();
+        fs::create_dir_all(self.state_dir()).context("creating the state directory")?;
         let topics = self
             .topics
             .iter()
@@ -76,10 +83,10 @@ impl System {
                  [api]\nbind = \"127.0.0.1:{port}\"\n\n\
                  [mirror]\ntopics = [{topics}]\noffset_commit_interval_ms = 1000\n\n\
                  [storage]\npath = \"{state}\"\n\n\
-                 [executor]\ndist_dir = \"{dist}\"\n",
+                 [executor]\ndist_dir = \"{dist}\"\n{extra}",
                 master = self.master_url,
                 port = self.api_port,
-                state = d.join("mmm-state.json").display(),
+                state = self.state_path().display(),
                 dist = d.join("dist").display(),
             ),
         )?;
@@ -105,13 +112,7 @@ impl System {
     /// Starts (or restarts) the scheduler on the same configuration and state.
     pub fn start_scheduler(&mut self) -> Result<()> {
         let d = self.dir.path();
-        let mut cmd = Command::new(bin_path("mmm-scheduler")?);
-        cmd.arg(d.join("mmm.toml"))
-            .arg("-c")
-            .arg(d.join("consumer.properties"))
-            .arg("-p")
-            .arg(d.join("producer.properties"))
-            .env("RUST_LOG", "info");
+        let cmd = self.scheduler_command(&d.join("mmm.toml"))?;
         let n = fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
         let guard =
             ChildGuard::spawn_logged("mmm-scheduler", cmd, &d.join(format!("scheduler-{n}.log")))
@@ -121,6 +122,41 @@ impl System {
         wait_until("the scheduler's REST API", Duration::from_secs(30), || {
             Ok(std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_ok())
         })
+    }
+
+    /// The directory holding the scheduler's state file (and its lock), and nothing else.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The scheduler's state file.
+    pub fn state_path(&self) -> PathBuf {
+        self.state_dir().join("mmm-state.json")
+    }
+
+    /// The scheduler's command line on this system's configuration, with the
+    /// configuration file `config` (so a test can run a second scheduler).
+    pub fn scheduler_command(&self, config: &Path) -> Result<Command> {
+        let d = self.dir.path();
+        let mut cmd = Command::new(bin_path("mmm-scheduler")?);
+        cmd.arg(config)
+            .arg("-c")
+            .arg(d.join("consumer.properties"))
+            .arg("-p")
+            .arg(d.join("producer.properties"))
+            .env("RUST_LOG", "info");
+        Ok(cmd)
+    }
+
+    /// `GET <master_url><path>` on mesos-sim's control API, parsed as JSON.
+    pub fn sim_get(&self, path: &str) -> Result<Value> {
+        let body = http_call(&self.master_url, "GET", path, "")?;
+        serde_json::from_str(&body).with_context(|| format!("parsing GET {path}: {body}"))
+    }
+
+    /// `POST <master_url><path>` with a JSON `body` on mesos-sim's control API.
+    pub fn sim_post(&self, path: &str, body: &str) -> Result<String> {
+        http_call(&self.master_url, "POST", path, body)
     }
 
     /// Kills the scheduler with SIGKILL, as a crash would.
@@ -247,6 +283,37 @@ pub fn executor_pids_under(dir: &Path) -> Vec<u32> {
             comm.trim() == "mmm-executor" && cwd.starts_with(&dir)
         })
         .collect()
+}
+
+/// One plain HTTP/1.1 request to `base` (`http://127.0.0.1:port`); returns
+/// the body of a 2xx answer, an error naming the status otherwise.
+fn http_call(base: &str, method: &str, path: &str, body: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let host = base
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("not an http:// URL: {base}"))?
+        .trim_end_matches('/');
+    let mut stream =
+        std::net::TcpStream::connect(host).with_context(|| format!("connecting to {host}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .with_context(|| format!("reading the answer to {method} {path}"))?;
+    let (head, rest) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("{method} {path}: no HTTP head in {answer:?}"))?;
+    let status = head.split_whitespace().nth(1).unwrap_or_default();
+    if !status.starts_with('2') {
+        bail!("{method} {path} answered {status}: {rest}");
+    }
+    Ok(rest.to_owned())
 }
 
 /// Polls `ready` until it holds, failing with `what` after `timeout`.

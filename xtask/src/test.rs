@@ -42,6 +42,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         cmd
     };
     cmd.env("MMM_TANSU_BIN", &tansu);
+    // The long fault matrix: 200,000 records per row instead of CI's 20,000.
+    if all {
+        cmd.env("MMM_FAULT_RECORDS", "200000");
+    }
     // Doctests (nextest does not run them) go first, so that the test
     // runner's summary is the last thing printed.
     if shell::have("cargo-nextest") {
