@@ -538,3 +538,62 @@ fn row9_a_second_scheduler_on_the_same_state_refuses_to_run() -> Result<()> {
     assert_eq!(sorted(s.system.executor_pids()), pids, "no executor added");
     Ok(())
 }
+
+#[test]
+fn row10_executor_partitioned_from_its_agent_resubscribes_and_loses_nothing() -> Result<()> {
+    let mut s = Stream::start(1, "fault-partition")?;
+    s.produce_batch()?;
+    s.add_running(1)?;
+    let before = s.system.executor_pids();
+    let task_before = live_tasks(&s.system)?;
+    ensure!(task_before.len() == 1, "one live task: {task_before:?}");
+    let agent = task_before[0]["agent_id"]
+        .as_str()
+        .context("the task has an agent_id")?
+        .to_owned();
+    s.produce_until(BATCHES / 2)?;
+    let dropped: Value = serde_json::from_str(
+        &s.system
+            .sim_post(&format!("/sim/agents/{agent}/drop-executor-streams"), "")?,
+    )?;
+    ensure!(
+        dropped["dropped"] == 1,
+        "one executor stream was open: {dropped}"
+    );
+    wait_until(
+        "the executor to subscribe again",
+        Duration::from_secs(60),
+        || {
+            let state = s.system.sim_get("/sim/state")?;
+            let sandboxes = state["sandboxes"].as_array().cloned().unwrap_or_default();
+            Ok(sandboxes
+                .iter()
+                .any(|b| b["running"] == true && b["subscriptions"] == 2))
+        },
+    )?;
+    s.finish("10 (executor-agent partition)")?;
+    s.assert_settled(1)?;
+    assert_eq!(
+        s.system.executor_pids(),
+        before,
+        "the executor recovered its subscription instead of being replaced"
+    );
+    assert_eq!(
+        live_tasks(&s.system)?[0]["task_id"],
+        task_before[0]["task_id"],
+        "the same task runs"
+    );
+    // The agent reaches the executor again: a delete's KILL gets through.
+    ensure!(
+        s.system.cli(&["delete", "1"])?.status.success(),
+        "delete accepted"
+    );
+    wait_until(
+        "the server removed after its kill",
+        Duration::from_secs(60),
+        || Ok(s.system.servers()?.is_empty()),
+    )?;
+    wait_until("the executor to exit", Duration::from_secs(30), || {
+        Ok(s.system.executor_pids().is_empty())
+    })
+}

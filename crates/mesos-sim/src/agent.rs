@@ -115,6 +115,7 @@ pub(crate) fn launch_task(
         pid: None,
         running: true,
         exit_status: None,
+        subscriptions: 0,
     });
     containerizer::spawn_executor(shared.clone(), agent_idx, exec_key, container_id);
 }
@@ -393,6 +394,18 @@ pub(crate) fn executor_subscribe(
         .ok_or_else(|| (400, "Executor cannot be found".to_owned()))?;
     executor.stream = Some(tx);
     executor.subscribed = true;
+    let container_id = executor.container_id.clone();
+    if let Some(view) = st
+        .sandboxes
+        .iter_mut()
+        .find(|v| v.container_id == container_id)
+    {
+        view.subscriptions += 1;
+    }
+    let executor = st.agents[agent_idx]
+        .executors
+        .get_mut(key)
+        .ok_or_else(|| (400, "Executor cannot be found".to_owned()))?;
     let subscribed = exec::Event {
         r#type: Some(exec::event::Type::Subscribed as i32),
         subscribed: Some(exec::event::Subscribed {
@@ -532,6 +545,17 @@ pub(crate) fn executor_message(st: &mut State, agent_idx: usize, key: &ExecKey, 
 
 /// Kills an agent: its executors die, its tasks are lost (unreachable for
 /// partition-aware frameworks), its offers are rescinded.
+/// Closes the executor API stream of every executor on the agent, as a
+/// network partition between executor and agent would; the processes keep
+/// running and may subscribe again. Returns how many streams were open.
+pub(crate) fn drop_executor_streams(st: &mut State, agent_idx: usize) -> usize {
+    st.agents[agent_idx]
+        .executors
+        .values_mut()
+        .filter_map(|e| e.stream.take())
+        .count()
+}
+
 pub(crate) fn kill_agent(st: &mut State, agent_idx: usize) {
     let agent = &mut st.agents[agent_idx];
     if !agent.alive {

@@ -33,6 +33,10 @@ pub(crate) fn router() -> Router<SharedRef> {
     Router::new()
         .route("/sim/state", get(state))
         .route("/sim/agents/{id}/kill", post(kill_agent))
+        .route(
+            "/sim/agents/{id}/drop-executor-streams",
+            post(drop_executor_streams),
+        )
         .route("/sim/master/restart", post(restart))
         .route("/sim/offers/rescind", post(rescind_offers))
         .route("/sim/fetch/fail", post(fail_fetch))
@@ -64,6 +68,20 @@ async fn kill_agent(State(shared): State<SharedRef>, Path(id): Path<String>) -> 
         Some(idx) => {
             agent::kill_agent(&mut st, idx);
             Json(serde_json::json!({ "killed": id })).into_response()
+        }
+        None => json_error(StatusCode::NOT_FOUND, format!("no agent with id '{id}'")),
+    }
+}
+
+async fn drop_executor_streams(
+    State(shared): State<SharedRef>,
+    Path(id): Path<String>,
+) -> Response {
+    let mut st = shared.lock();
+    match st.agent_index(&id) {
+        Some(idx) => {
+            let dropped = agent::drop_executor_streams(&mut st, idx);
+            Json(serde_json::json!({ "agent": id, "dropped": dropped })).into_response()
         }
         None => json_error(StatusCode::NOT_FOUND, format!("no agent with id '{id}'")),
     }

@@ -263,6 +263,18 @@ impl MesosSim {
         Ok(())
     }
 
+    /// Closes the executor API streams on an agent, as a network partition
+    /// between executors and agent would; returns how many were open.
+    pub fn drop_executor_streams(&self, agent_id: &str) -> Result<usize, SimError> {
+        let mut st = self.shared.lock();
+        let idx = st
+            .agent_index(agent_id)
+            .ok_or_else(|| SimError::UnknownAgent {
+                id: agent_id.into(),
+            })?;
+        Ok(agent::drop_executor_streams(&mut st, idx))
+    }
+
     /// Restarts the master as a failover with its registry intact: every
     /// scheduler stream is cut, events not yet sent are dropped, offers are
     /// forgotten, and frameworks must SUBSCRIBE again (with their id) to get

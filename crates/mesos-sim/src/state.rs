@@ -291,6 +291,9 @@ pub struct SandboxView {
     pub running: bool,
     /// The raw wait status once it exited (-1 when it never started).
     pub exit_status: Option<i32>,
+    /// How many times the executor subscribed (more than once after its
+    /// stream broke and it recovered).
+    pub subscriptions: u32,
 }
 
 /// Faults armed by the tests or the control API.
