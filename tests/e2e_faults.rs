@@ -5,16 +5,14 @@
 //! Records per row: `MMM_FAULT_RECORDS` (20,000 by default; `cargo xtask test
 //! --all` sets 200,000). Each row prints `row X: N records, D duplicates, T s`.
 
-use std::collections::HashMap;
 use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use mmm_e2e::{wait_until, System};
+use mmm_e2e::{verify_batches, wait_until, BatchVerdict, System};
 use mmm_test_support::{
-    consume_until_idle, create_topic, decode_generated, produce_generated, random_name, ChildGuard,
-    ConsumedRecord,
+    consume_until_idle, create_topic, produce_generated, random_name, ChildGuard,
 };
 use rand::Rng;
 use serde_json::Value;
@@ -96,7 +94,7 @@ impl Stream {
 
     /// Produces what is left, reads the target until every record is there
     /// (or the deadline passes), and prints the row's figures.
-    fn finish(&mut self, row: &str) -> Result<Verdict> {
+    fn finish(&mut self, row: &str) -> Result<BatchVerdict> {
         self.produce_until(BATCHES)?;
         let verdict = self.read_until_complete()?;
         eprintln!(
@@ -113,7 +111,7 @@ impl Stream {
         Ok(verdict)
     }
 
-    fn read_until_complete(&self) -> Result<Verdict> {
+    fn read_until_complete(&self) -> Result<BatchVerdict> {
         let total = self.total();
         let timeout = Duration::from_secs(120) + Duration::from_millis(total as u64);
         let deadline = Instant::now() + timeout;
@@ -128,7 +126,7 @@ impl Stream {
             );
             match records {
                 Ok(records) => {
-                    let verdict = verify(&records, BATCHES, self.per_batch);
+                    let verdict = verify_batches(&records, PARTITIONS, BATCHES, self.per_batch);
                     if verdict.complete() || Instant::now() > deadline {
                         return Ok(verdict);
                     }
@@ -167,63 +165,6 @@ fn records_per_row() -> usize {
     // Whole batches of whole rounds over the partitions.
     let unit = BATCHES * usize::try_from(PARTITIONS).unwrap_or(1);
     (wanted / unit).max(1) * unit
-}
-
-/// What the target holds compared with the batches produced.
-struct Verdict {
-    read: usize,
-    missing: usize,
-    first_missing: Option<(i32, u64)>,
-    foreign: usize,
-    duplicates: usize,
-}
-
-impl Verdict {
-    fn complete(&self) -> bool {
-        self.missing == 0 && self.foreign == 0
-    }
-
-    fn summary(&self) -> String {
-        format!(
-            "{} read, {} missing (first: {:?}), {} foreign, {} duplicates",
-            self.read, self.missing, self.first_missing, self.foreign, self.duplicates
-        )
-    }
-}
-
-/// `batches` batches of `per_batch` generated records, each batch's
-/// sequences starting at 0: every (partition, sequence) must be read at
-/// least `batches` times; anything above the total is a duplicate.
-fn verify(records: &[ConsumedRecord], batches: usize, per_batch: usize) -> Verdict {
-    let mut seen: HashMap<(i32, u64), usize> = HashMap::new();
-    let mut foreign = 0usize;
-    for r in records {
-        match r.value.as_deref().and_then(decode_generated) {
-            Some(key) if key.0 == r.partition => *seen.entry(key).or_default() += 1,
-            _ => foreign += 1,
-        }
-    }
-    let partitions = usize::try_from(PARTITIONS).unwrap_or(1);
-    let mut missing = 0usize;
-    let mut first_missing = None;
-    for p in 0..partitions {
-        let in_partition = per_batch / partitions + usize::from(p < per_batch % partitions);
-        let partition = i32::try_from(p).unwrap_or(0);
-        for seq in 0..in_partition as u64 {
-            let copies = seen.get(&(partition, seq)).copied().unwrap_or(0);
-            if copies < batches {
-                missing += batches - copies;
-                first_missing.get_or_insert((partition, seq));
-            }
-        }
-    }
-    Verdict {
-        read: records.len(),
-        missing,
-        first_missing,
-        foreign,
-        duplicates: records.len().saturating_sub(batches * per_batch + foreign),
-    }
 }
 
 /// mesos-sim's tasks that run (a task of a lost agent stays known to the

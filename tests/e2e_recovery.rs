@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use mmm_e2e::{wait_until, System};
-use mmm_test_support::{
-    consume_until_idle, create_topic, decode_generated, produce_generated, random_name,
-};
+use mmm_e2e::{verify_batches, wait_until, System};
+use mmm_test_support::{consume_until_idle, create_topic, produce_generated, random_name};
 
 const PARTITIONS: i32 = 4;
 
@@ -117,32 +115,6 @@ fn verify_generated_twice(
     records: &[mmm_test_support::ConsumedRecord],
     total: usize,
 ) -> (bool, String) {
-    let per_batch = total / 2;
-    let mut seen: std::collections::HashMap<(i32, u64), usize> = std::collections::HashMap::new();
-    let mut foreign = 0usize;
-    for r in records {
-        match r.value.as_deref().and_then(decode_generated) {
-            Some(key) if key.0 == r.partition => *seen.entry(key).or_default() += 1,
-            _ => foreign += 1,
-        }
-    }
-    let partitions = usize::try_from(PARTITIONS).unwrap_or(1);
-    let mut missing = Vec::new();
-    for p in 0..partitions {
-        let in_partition = per_batch / partitions + usize::from(p < per_batch % partitions);
-        let partition = i32::try_from(p).unwrap_or(0);
-        for seq in 0..in_partition as u64 {
-            if seen.get(&(partition, seq)).copied().unwrap_or(0) < 2 {
-                missing.push((partition, seq));
-            }
-        }
-    }
-    let duplicates = records.len().saturating_sub(total + foreign);
-    let summary = format!(
-        "{} read, {} missing (first: {:?}), {foreign} foreign, {duplicates} duplicates",
-        records.len(),
-        missing.len(),
-        missing.first()
-    );
-    (missing.is_empty() && foreign == 0, summary)
+    let verdict = verify_batches(records, PARTITIONS, 2, total / 2);
+    (verdict.complete(), verdict.summary())
 }

@@ -251,12 +251,19 @@ fn start_mesos_sim(dir: &Path, agents: u32) -> Result<(ChildGuard, String)> {
     .arg(dir.join("mesos"));
     let log = dir.join("mesos-sim.log");
     let guard = ChildGuard::spawn_logged("mesos-sim", cmd, &log).context("starting mesos-sim")?;
+    let url = wait_for_master_url(&log)?;
+    Ok((guard, url))
+}
+
+/// Waits until `mesos-sim`, whose output goes to `log`, has printed its
+/// master URL, and returns it.
+pub fn wait_for_master_url(log: &Path) -> Result<String> {
     let mut url = None;
     wait_until(
         "mesos-sim to print its master URL",
         Duration::from_secs(30),
         || {
-            let text = fs::read_to_string(&log).unwrap_or_default();
+            let text = fs::read_to_string(log).unwrap_or_default();
             url = text
                 .split_whitespace()
                 .find(|w| w.starts_with("http://"))
@@ -264,8 +271,83 @@ fn start_mesos_sim(dir: &Path, agents: u32) -> Result<(ChildGuard, String)> {
             Ok(url.is_some())
         },
     )?;
-    let url = url.ok_or_else(|| anyhow!("mesos-sim printed no master URL"))?;
-    Ok((guard, url))
+    url.ok_or_else(|| anyhow!("mesos-sim printed no master URL"))
+}
+
+/// What a target topic holds compared with `batches` batches of generated
+/// records (see `mmm_test_support::produce_generated`).
+#[derive(Debug)]
+pub struct BatchVerdict {
+    /// Records read.
+    pub read: usize,
+    /// Copies of (partition, sequence) pairs that were not read.
+    pub missing: usize,
+    /// The first pair found missing.
+    pub first_missing: Option<(i32, u64)>,
+    /// Records that are not generated ones, or sit in another partition.
+    pub foreign: usize,
+    /// Records read beyond the total produced.
+    pub duplicates: usize,
+}
+
+impl BatchVerdict {
+    /// Nothing missing and nothing foreign (duplicates are allowed).
+    pub fn complete(&self) -> bool {
+        self.missing == 0 && self.foreign == 0
+    }
+
+    /// One line for a failure message or a log.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} read, {} missing (first: {:?}), {} foreign, {} duplicates",
+            self.read, self.missing, self.first_missing, self.foreign, self.duplicates
+        )
+    }
+}
+
+/// `batches` batches of `per_batch` generated records over `partitions`
+/// partitions, each batch's sequences starting at 0: every (partition,
+/// sequence) must be read at least `batches` times; anything above the total
+/// is a duplicate.
+pub fn verify_batches(
+    records: &[mmm_test_support::ConsumedRecord],
+    partitions: i32,
+    batches: usize,
+    per_batch: usize,
+) -> BatchVerdict {
+    let mut seen: std::collections::HashMap<(i32, u64), usize> = std::collections::HashMap::new();
+    let mut foreign = 0usize;
+    for r in records {
+        match r
+            .value
+            .as_deref()
+            .and_then(mmm_test_support::decode_generated)
+        {
+            Some(key) if key.0 == r.partition => *seen.entry(key).or_default() += 1,
+            _ => foreign += 1,
+        }
+    }
+    let partitions = usize::try_from(partitions).unwrap_or(1).max(1);
+    let mut missing = 0usize;
+    let mut first_missing = None;
+    for p in 0..partitions {
+        let in_partition = per_batch / partitions + usize::from(p < per_batch % partitions);
+        let partition = i32::try_from(p).unwrap_or(0);
+        for seq in 0..in_partition as u64 {
+            let copies = seen.get(&(partition, seq)).copied().unwrap_or(0);
+            if copies < batches {
+                missing += batches - copies;
+                first_missing.get_or_insert((partition, seq));
+            }
+        }
+    }
+    BatchVerdict {
+        read: records.len(),
+        missing,
+        first_missing,
+        foreign,
+        duplicates: records.len().saturating_sub(batches * per_batch + foreign),
+    }
 }
 
 /// The pids of `mmm-executor` processes whose working directory is under `dir`.

@@ -152,20 +152,7 @@ fn start_mesos_sim(dir: &Path, agents: Agents) -> Result<(ChildGuard, String)> {
         .env("RUST_LOG", "warn");
     let log = dir.join("mesos-sim.log");
     let guard = ChildGuard::spawn_logged("mesos-sim", cmd, &log)?;
-    let mut url = None;
-    wait_until(
-        "mesos-sim to print its master URL",
-        Duration::from_secs(30),
-        || {
-            let text = fs::read_to_string(&log).unwrap_or_default();
-            url = text
-                .split_whitespace()
-                .find(|w| w.starts_with("http://"))
-                .map(|u| u.trim_end_matches('/').to_owned());
-            Ok(url.is_some())
-        },
-    )?;
-    let url = url.ok_or_else(|| anyhow!("mesos-sim printed no master URL"))?;
+    let url = mmm_e2e::wait_for_master_url(&log)?;
     Ok((guard, url))
 }
 
