@@ -37,6 +37,9 @@ enum Command {
         count: u64,
         #[arg(long, default_value_t = 200)]
         size: usize,
+        /// Records per second; 0 produces as fast as the broker takes them.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
     /// Consumes the topic from the beginning until `expect` records arrived,
     /// drawing a progress bar; fails after `timeout_secs`.
@@ -55,7 +58,12 @@ fn main() -> Result<()> {
         Command::CreateTopic { topic, partitions } => {
             create_topic(&cli.bootstrap, &topic, partitions)
         }
-        Command::Produce { topic, count, size } => produce(&cli.bootstrap, &topic, count, size),
+        Command::Produce {
+            topic,
+            count,
+            size,
+            rate,
+        } => produce(&cli.bootstrap, &topic, count, size, rate),
         Command::Watch {
             topic,
             expect,
@@ -107,7 +115,7 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
     }
 }
 
-fn produce(bootstrap: &str, topic: &str, count: u64, size: usize) -> Result<()> {
+fn produce(bootstrap: &str, topic: &str, count: u64, size: usize, rate: u64) -> Result<()> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "20")
@@ -115,7 +123,15 @@ fn produce(bootstrap: &str, topic: &str, count: u64, size: usize) -> Result<()> 
         .create()
         .context("creating the producer")?;
     let mut value = vec![b'x'; size.max(16)];
+    let started = Instant::now();
     for n in 0..count {
+        if rate > 0 {
+            // Steady: record n goes out n/rate seconds after the start.
+            let due = started + Duration::from_secs_f64(n as f64 / rate as f64);
+            while Instant::now() < due {
+                producer.poll(due.saturating_duration_since(Instant::now()));
+            }
+        }
         let key = format!("key-{n}");
         let stamp = format!("{n:016}");
         value[..16].copy_from_slice(stamp.as_bytes());

@@ -1,28 +1,36 @@
-//! `cargo xtask demo`: the whole system mirroring data on this machine.
+//! `cargo xtask demo [--keep]`: the whole system mirroring data on this machine.
 //!
 //! Two Tansu brokers (source and target), mesos-sim with two agents, and the
 //! scheduler serving `dist/`; then the operator's view: `mmm-cli add 2`,
 //! tasks reaching Running, data arriving on the target, status, delete.
-//! Everything started here is stopped on the way out, also on failure.
+//! Everything started here is stopped on the way out, also on failure and on
+//! Ctrl-C. With `--keep` the system stays up after the scripted part (the
+//! tasks keep running and a slow producer keeps feeding them) until Ctrl-C.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{dist, prerequisites, shell};
+use crate::prerequisites::{self, Task};
+use crate::{dist, interrupt, listen, shell};
 
 const TOPIC: &str = "demo-orders";
 const PARTITIONS: u32 = 4;
 const RECORDS: u64 = 1_000_000;
+/// Records per second of the producer that keeps running with `--keep`.
+const STEADY_RATE: u64 = 200;
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    if let Some(bad) = args.first() {
-        return Err(format!("`demo` takes no options, got {bad:?}"));
-    }
+    let keep = match args {
+        [] => false,
+        [flag] if flag == "--keep" => true,
+        _ => return Err(format!("`demo` takes only --keep, got {args:?}")),
+    };
+    prerequisites::ensure(Task::Demo)?;
+    interrupt::catch()?;
     let root = shell::root();
     step("building (release)");
     dist::build_release()?;
@@ -34,17 +42,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "--bin",
         "mmm-demo-kafka",
     ]))?;
-    dist::fill_dist(&root)?;
+    let bin = shell::target_dir().join("release");
+    dist::fill_dist(&root, &bin)?;
     let tansu = prerequisites::tansu()?;
 
     let started = Instant::now();
-    let work = root.join("target/demo");
+    let work = shell::target_dir().join("demo");
     if work.exists() {
         fs::remove_dir_all(&work).map_err(|e| format!("cleaning {}: {e}", work.display()))?;
     }
     fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
-    let bin = root.join("target/release");
-    let mut procs = Processes::default();
+    let mut procs = Processes::new(&work);
 
     step("starting two Tansu brokers (source and target)");
     let source = start_broker(&mut procs, &tansu, &work, "source")?;
@@ -131,6 +139,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     step("mmm-cli status");
     println!("{}", cli(&["status"])?);
 
+    if keep {
+        return keep_running(&mut procs, &kafka, &bin, &api, &master, &source, &target);
+    }
+
     step("mmm-cli delete 1 2");
     println!("{}", cli(&["delete", "1", "2"])?);
     wait_until("the tasks to be removed", Duration::from_secs(60), || {
@@ -139,7 +151,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     })?;
 
     step("stopping everything");
-    procs.stop_all();
+    procs.stop_all()?;
     println!(
         "\ndemo finished in {:.0} s after the build: {RECORDS} records mirrored from {TOPIC} on the source to the target.",
         started.elapsed().as_secs_f64()
@@ -147,24 +159,110 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `--keep`: a steady producer, the addresses to explore, and a wait for
+/// Ctrl-C (or for a part of the system to die), then everything stops.
+fn keep_running(
+    procs: &mut Processes,
+    kafka: &Path,
+    bin: &Path,
+    api: &str,
+    master: &str,
+    source: &str,
+    target: &str,
+) -> Result<(), String> {
+    step(&format!(
+        "starting a steady producer: {STEADY_RATE} records/s to {TOPIC}"
+    ));
+    let work = procs.work.clone();
+    procs.spawn(
+        "steady producer",
+        Command::new(kafka)
+            .args(["--bootstrap", source, "produce", TOPIC])
+            .args(["--count", &u64::MAX.to_string()])
+            .args(["--rate", &STEADY_RATE.to_string()])
+            .stdout(log_file(&work, "steady-producer")?)
+            .stderr(log_file(&work, "steady-producer.err")?),
+    )?;
+    println!(
+        "\n==> the system keeps running: explore it\n\
+         \n  status page:   {api}/\
+         \n  CLI:           export MMM_API={api}/api\
+         \n                 {cli} status     ({cli} --help for the other commands)\
+         \n  source Kafka:  {source} (topic {TOPIC}, {STEADY_RATE} records/s)\
+         \n  target Kafka:  {target}\
+         \n  Mesos master:  {master} (mesos-sim)\
+         \n  logs:          {logs}/*.log\
+         \n\n  stop:          press Ctrl-C (stops everything the demo started)\n",
+        cli = bin.join("mmm-cli").display(),
+        logs = work.display(),
+    );
+    let outcome = loop {
+        if interrupt::interrupted() {
+            break Ok(());
+        }
+        if let Some(dead) = procs.first_exited() {
+            break Err(format!("{dead} stopped by itself; stopping the rest"));
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    step("stopping everything");
+    procs.stop_all()?;
+    println!("stopped: nothing the demo started is running");
+    outcome
+}
+
 fn step(what: &str) {
     println!("\n==> {what}");
 }
 
-/// Children started by the demo, killed in reverse order when dropped.
-#[derive(Default)]
+/// Children started by the demo, each in its own process group (so that
+/// Ctrl-C reaches only the demo, which stops them in order), stopped in
+/// reverse order when dropped.
 struct Processes {
+    work: PathBuf,
     children: Vec<(String, Child)>,
 }
 
 impl Processes {
+    fn new(work: &Path) -> Processes {
+        Processes {
+            work: work.to_path_buf(),
+            children: Vec::new(),
+        }
+    }
+
     fn spawn(&mut self, name: &str, cmd: &mut Command) -> Result<&mut Child, String> {
         let child = cmd
+            .process_group(0)
+            .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting {name} (`{}`): {e}", shell::describe(cmd)))?;
         self.children.push((name.to_owned(), child));
         let last = self.children.len() - 1;
         Ok(&mut self.children[last].1)
+    }
+
+    fn get(&mut self, pid: u32) -> Option<&mut Child> {
+        self.children
+            .iter_mut()
+            .find(|(_, c)| c.id() == pid)
+            .map(|(_, c)| c)
+    }
+
+    /// Forgets a child that failed to start (killing what may be left of it).
+    fn discard(&mut self, pid: u32) {
+        if let Some(index) = self.children.iter().position(|(_, c)| c.id() == pid) {
+            let (_, mut child) = self.children.remove(index);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The name of the first child that has exited, if any.
+    fn first_exited(&mut self) -> Option<String> {
+        self.children
+            .iter_mut()
+            .find_map(|(name, c)| matches!(c.try_wait(), Ok(Some(_))).then(|| name.clone()))
     }
 
     /// Waits until the child with `pid` exits by itself; an error if it fails.
@@ -185,15 +283,18 @@ impl Processes {
                 Ok(None) if Instant::now() > deadline => {
                     return Err(format!("{what} did not finish within {timeout:?}"))
                 }
+                Ok(None) if interrupt::interrupted() => return Err("interrupted".into()),
                 Ok(None) => thread::sleep(Duration::from_millis(100)),
                 Err(e) => return Err(format!("waiting for {what}: {e}")),
             }
         }
     }
 
-    fn stop_all(&mut self) {
+    /// Stops every child, newest first: SIGTERM so the scheduler and
+    /// mesos-sim stop their own children, SIGKILL to the group after 10 s;
+    /// then kills any executor still running in a sandbox of the demo.
+    fn stop_all(&mut self) -> Result<(), String> {
         while let Some((_, mut child)) = self.children.pop() {
-            // SIGTERM first so the scheduler and mesos-sim stop their own children.
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(child.id().to_string())
@@ -205,23 +306,54 @@ impl Processes {
                 }
                 thread::sleep(Duration::from_millis(50));
             }
+            // The child leads its own process group: whatever it left behind goes too.
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
             let _ = child.kill();
             let _ = child.wait();
+        }
+        let left = pids_working_under(&self.work);
+        for pid in &left {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+        }
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "processes {left:?} were still running in {} and were killed",
+                self.work.display()
+            ))
         }
     }
 }
 
 impl Drop for Processes {
     fn drop(&mut self) {
-        self.stop_all();
+        if let Err(e) = self.stop_all() {
+            eprintln!("xtask: {e}");
+        }
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("finding a free port: {e}"))
+/// The processes whose working directory is under `dir` (the executors run
+/// in sandboxes of mesos-sim's work directory).
+fn pids_working_under(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|pid| {
+            fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
+        })
+        .collect()
 }
 
 fn log_file(work: &Path, name: &str) -> Result<Stdio, String> {
@@ -229,12 +361,6 @@ fn log_file(work: &Path, name: &str) -> Result<Stdio, String> {
     fs::File::create(&path)
         .map(Stdio::from)
         .map_err(|e| format!("creating {}: {e}", path.display()))
-}
-
-fn wait_for_port(name: &str, port: u16, timeout: Duration) -> Result<(), String> {
-    wait_until(&format!("{name} to listen on {port}"), timeout, || {
-        Ok(TcpStream::connect(("127.0.0.1", port)).is_ok())
-    })
 }
 
 fn wait_until(
@@ -247,6 +373,9 @@ fn wait_until(
         if ready()? {
             return Ok(());
         }
+        if interrupt::interrupted() {
+            return Err(format!("interrupted while waiting for {what}"));
+        }
         if Instant::now() > deadline {
             return Err(format!("timed out after {timeout:?} waiting for {what}"));
         }
@@ -254,51 +383,80 @@ fn wait_until(
     }
 }
 
+/// Starts a broker on a free port. Tansu takes its port on the command line
+/// (it also advertises it), so the port is picked first; when another
+/// process takes it before Tansu binds, Tansu exits and a new port is tried.
+/// Ready means the broker process itself listens there.
 fn start_broker(
     procs: &mut Processes,
     tansu: &Path,
     work: &Path,
     name: &str,
 ) -> Result<String, String> {
-    let port = free_port()?;
-    let url = format!("tcp://127.0.0.1:{port}");
-    procs.spawn(
-        &format!("tansu ({name})"),
-        Command::new(tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/", "--cluster-id", name])
-            .stdout(log_file(work, &format!("tansu-{name}"))?)
-            .stderr(log_file(work, &format!("tansu-{name}.err"))?),
-    )?;
-    wait_for_port(&format!("the {name} broker"), port, Duration::from_secs(30))?;
-    Ok(format!("127.0.0.1:{port}"))
+    let mut attempt = 1;
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("finding a free port: {e}"))?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let pid = procs
+            .spawn(
+                &format!("tansu ({name})"),
+                Command::new(tansu)
+                    .args(["broker", "--listener-url", &url])
+                    .args(["--advertised-listener-url", &url])
+                    .args(["--storage-engine", "memory://tansu/", "--cluster-id", name])
+                    .stdout(log_file(work, &format!("tansu-{name}"))?)
+                    .stderr(log_file(work, &format!("tansu-{name}.err"))?),
+            )?
+            .id();
+        let listening = wait_until(
+            &format!("the {name} broker to listen on {port}"),
+            Duration::from_secs(30),
+            || match procs.get(pid).map(Child::try_wait) {
+                Some(Ok(None)) => Ok(listen::listening_ports(pid).contains(&port)),
+                _ => Err(format!("the {name} broker exited")),
+            },
+        );
+        match listening {
+            Ok(()) => return Ok(format!("127.0.0.1:{port}")),
+            Err(e) if attempt < 3 && !interrupt::interrupted() => {
+                procs.discard(pid);
+                eprintln!("{e}; retrying on another port");
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn start_mesos_sim(procs: &mut Processes, bin: &Path, work: &Path) -> Result<String, String> {
-    let child = procs.spawn(
+    let out = work.join("mesos-sim.out.log");
+    let stdout = fs::File::create(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    // mesos-sim binds port 0 and prints the URL it got.
+    procs.spawn(
         "mesos-sim",
         Command::new(bin.join("mesos-sim"))
             .args(["--agents", "2", "--work-dir"])
             .arg(work.join("mesos"))
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(log_file(work, "mesos-sim")?),
     )?;
-    let stdout = child.stdout.take().ok_or("mesos-sim has no stdout")?;
-    let mut first = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first)
-        .map_err(|e| format!("reading mesos-sim's first line: {e}"))?;
-    first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .map(|url| url.trim_end_matches('/').to_owned())
-        .ok_or_else(|| format!("mesos-sim did not print its master URL (got {first:?})"))
+    let mut url = None;
+    wait_until(
+        "mesos-sim to print its master URL",
+        Duration::from_secs(30),
+        || {
+            url = fs::read_to_string(&out)
+                .unwrap_or_default()
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(|u| u.trim_end_matches('/').to_owned());
+            Ok(url.is_some())
+        },
+    )?;
+    url.ok_or_else(|| "mesos-sim printed no master URL".into())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -311,16 +469,16 @@ fn start_scheduler(
     source: &str,
     target: &str,
 ) -> Result<String, String> {
-    let port = free_port()?;
     let config = work.join("mmm.toml");
     let write = |path: &PathBuf, text: String| {
         fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
     };
+    // Port 0: the scheduler binds a free port, read back from the kernel.
     write(
         &config,
         format!(
             "[mesos]\nmaster = \"{master}\"\nframework_name = \"mmm-demo\"\n\n\
-             [api]\nbind = \"127.0.0.1:{port}\"\n\n\
+             [api]\nbind = \"127.0.0.1:0\"\n\n\
              [mirror]\ntopics = [\"{TOPIC}\"]\noffset_commit_interval_ms = 2000\n\n\
              [storage]\npath = \"{state}\"\n\n\
              [executor]\ndist_dir = \"{dist}\"\n",
@@ -341,17 +499,35 @@ fn start_scheduler(
         &producer,
         format!("bootstrap.servers={target}\nacks=all\nlinger.ms=5\n"),
     )?;
-    procs.spawn(
-        "mmm-scheduler",
-        Command::new(bin.join("mmm-scheduler"))
-            .arg(&config)
-            .arg("-c")
-            .arg(&consumer)
-            .arg("-p")
-            .arg(&producer)
-            .stdout(log_file(work, "mmm-scheduler.out")?)
-            .stderr(log_file(work, "mmm-scheduler")?),
-    )?;
-    wait_for_port("the scheduler", port, Duration::from_secs(30))?;
+    let pid = procs
+        .spawn(
+            "mmm-scheduler",
+            Command::new(bin.join("mmm-scheduler"))
+                .arg(&config)
+                .arg("-c")
+                .arg(&consumer)
+                .arg("-p")
+                .arg(&producer)
+                .stdout(log_file(work, "mmm-scheduler.out")?)
+                .stderr(log_file(work, "mmm-scheduler")?),
+        )?
+        .id();
+    let mut port = 0;
+    wait_until("the scheduler to listen", Duration::from_secs(30), || {
+        match procs.get(pid).map(Child::try_wait) {
+            Some(Ok(None)) => {}
+            _ => {
+                return Err(format!(
+                    "the scheduler exited; see {}",
+                    work.join("mmm-scheduler.log").display()
+                ))
+            }
+        }
+        port = listen::listening_ports(pid).first().copied().unwrap_or(0);
+        Ok(port != 0)
+    })?;
+    wait_until("the scheduler's /ping", Duration::from_secs(30), || {
+        Ok(listen::http_get(port, "/ping").is_some_and(|b| b.trim() == "pong"))
+    })?;
     Ok(format!("http://127.0.0.1:{port}"))
 }

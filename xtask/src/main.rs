@@ -4,6 +4,8 @@
 mod bench;
 mod demo;
 mod dist;
+mod interrupt;
+mod listen;
 mod prerequisites;
 mod shell;
 mod test;
@@ -16,7 +18,11 @@ usage: cargo xtask <task>
 tasks:
   test [--all]        fmt check, clippy -D warnings, and every test (installs what the tests need)
   dist                release build; dist/ for Mesos to fetch, plus a versioned tar.gz
-  demo                the whole system mirroring data locally, then stopped
+  demo [--keep]       the whole system mirroring data locally, then stopped
+                      (--keep: leave it running to explore, until Ctrl-C)
+  prerequisites [dist|demo|test]
+                      list what the machine lacks for a task, with the commands
+                      that install it (the tasks check this themselves first)
   bench <what> [args] executor | api | scheduler: print measured figures next to their limits
                       (args go to the benchmark, e.g. `bench api --secs 5`)
 ";
@@ -28,6 +34,7 @@ fn main() -> ExitCode {
         Some("dist") => dist::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("prerequisites") => prerequisites::run_check(&args[1..]),
         Some("-h" | "--help" | "help") => {
             eprint!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -37,6 +44,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // An empty message: the failing command has said everything.
+        Err(message) if message.is_empty() => ExitCode::FAILURE,
         Err(message) => {
             eprintln!("xtask: {message}");
             ExitCode::FAILURE
