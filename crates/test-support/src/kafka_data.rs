@@ -347,24 +347,29 @@ pub fn verify_generated(
     report
 }
 
+/// How long a topic must stay quiet before a read of it counts as complete.
+pub const IDLE: Duration = Duration::from_secs(2);
+
 /// Reads `topic` from the beginning of every partition until at least `expected_count` records
-/// arrived, or fails with [`Error::Incomplete`] after `timeout`.
+/// arrived and then no record came for [`IDLE`], or fails with [`Error::Incomplete`] when fewer
+/// than `expected_count` arrived within `timeout`.
 ///
-/// Records are counted as they are consumed, never from high watermarks (Tansu's in-memory engine
-/// reports wrong ones). Partitions are assigned directly, with a throwaway group id and no
-/// commits, so no group join is involved. Within a partition records come in offset order.
+/// It never stops at the count: records beyond it (duplicates, strays) are read too, so a test
+/// can assert "exactly once" or "no duplicates" and see it fail. Records are counted as they are
+/// consumed, never from high watermarks (Tansu's in-memory engine reports wrong ones).
+/// Partitions are assigned directly, with a throwaway group id and no commits, so no group join is
+/// involved. Within a partition records come in offset order.
 pub fn consume_all(
     bootstrap: &str,
     topic: &str,
     expected_count: usize,
     timeout: Duration,
 ) -> Result<Vec<ConsumedRecord>> {
-    consume(bootstrap, topic, expected_count, None, timeout)
+    consume(bootstrap, topic, expected_count, IDLE, timeout)
 }
 
-/// Like [`consume_all`], but once `min_count` records arrived it goes on reading until no record
-/// came for `idle`: with at-least-once delivery a topic may hold duplicates, so stopping at a
-/// count would leave some partitions unread.
+/// Like [`consume_all`], with the quiet period `idle` instead of [`IDLE`] (a longer one for a
+/// topic that a mirror may still be writing duplicates to).
 pub fn consume_until_idle(
     bootstrap: &str,
     topic: &str,
@@ -372,14 +377,14 @@ pub fn consume_until_idle(
     idle: Duration,
     timeout: Duration,
 ) -> Result<Vec<ConsumedRecord>> {
-    consume(bootstrap, topic, min_count, Some(idle), timeout)
+    consume(bootstrap, topic, min_count, idle, timeout)
 }
 
 fn consume(
     bootstrap: &str,
     topic: &str,
     expected_count: usize,
-    idle: Option<Duration>,
+    idle: Duration,
     timeout: Duration,
 ) -> Result<Vec<ConsumedRecord>> {
     let started = Instant::now();
@@ -417,8 +422,7 @@ fn consume(
     let mut records = Vec::with_capacity(expected_count);
     let mut last_record = Instant::now();
     loop {
-        if records.len() >= expected_count && idle.is_none_or(|idle| last_record.elapsed() >= idle)
-        {
+        if records.len() >= expected_count && last_record.elapsed() >= idle {
             break;
         }
         let left = timeout.saturating_sub(started.elapsed());

@@ -7,8 +7,10 @@
 //! - [`MockKafkaCluster`]: librdkafka's mock cluster for fault injection (broker down,
 //!   request errors, latency).
 //! - [`ZooKeeperServer`]: a standalone ZooKeeper from Debian's package, for `zk://` tests.
-//! - [`ChildGuard`], [`free_port`], [`bin_path`]: processes that die with the test, free loopback
-//!   ports, and binaries of this workspace.
+//! - [`ChildGuard`], [`bin_path`]: processes that die with the test, and binaries of this
+//!   workspace. Servers get their ports without races: [`wait_for_listening_port`] reads the port
+//!   of a server started on port 0, [`spawn_on_free_port`] retries a server that takes its port on
+//!   the command line; both check that the listener belongs to the server ([`listening_ports`]).
 //!
 //! Everything started here stops when its handle is dropped, also when a test panics, and dies
 //! with the test process if that is killed.
@@ -30,9 +32,12 @@ pub use kafka_data::{
     GeneratedReport, TestRecord, GENERATED_HEADER_LEN,
 };
 pub use mock_cluster::{ApiKey, MockKafkaCluster, ResponseError, UNTIL_CLEARED};
-pub use process::{bin_path, free_port, ChildGuard};
+pub use process::{
+    bin_path, free_port, listening_ports, spawn_on_free_port, wait_for_listening_port,
+    wait_for_port, ChildGuard,
+};
 pub use tansu_install::{
-    cache_dir, tansu_binary, verify_sha256, workspace_root, CACHE_DIR_ENV, TANSU_BIN_ENV,
-    TANSU_WHEEL_FILE, TANSU_WHEEL_PACKAGE, TANSU_WHEEL_SHA256, TANSU_WHEEL_VERSION,
+    cache_dir, tansu_binary, verify_sha256, workspace_root, CACHE_DIR_ENV, PIP_VENV_DIR,
+    TANSU_BIN_ENV, TANSU_WHEEL_FILE, TANSU_WHEEL_PACKAGE, TANSU_WHEEL_SHA256, TANSU_WHEEL_VERSION,
 };
 pub use zookeeper::ZooKeeperServer;

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -196,8 +196,10 @@ fn spawn_on_lasting_thread(command: Command) -> io::Result<Child> {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
 ///
-/// Another process may take it before you bind it again; starters in this crate retry with a new
-/// port when their server cannot bind.
+/// Another process may take it before anyone binds it again, so never use it for a server that
+/// must get it: start servers with [`spawn_on_free_port`] (which retries and checks that the
+/// listener is the server's own), or on port 0 and read the port with [`wait_for_listening_port`].
+/// It suits an address where nothing is expected to listen.
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .map_err(|source| Error::io("binding 127.0.0.1:0 to find a free port", source))?;
@@ -208,24 +210,117 @@ pub fn free_port() -> Result<u16> {
     Ok(port)
 }
 
-/// Waits until a TCP connection to 127.0.0.1:`port` succeeds, while `child` keeps running.
-pub(crate) fn wait_for_port(child: &mut ChildGuard, port: u16, timeout: Duration) -> Result<()> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+/// How often [`spawn_on_free_port`] tries a new port when the server could not bind its port.
+const START_ATTEMPTS: u32 = 3;
+
+/// Starts a server that takes its port on the command line: `command(port)` with a free port,
+/// then waits until that very process listens on it. When it exits instead (another process took
+/// the port between the probe and the server's bind), starts it again on a new port.
+pub fn spawn_on_free_port(
+    name: &str,
+    log: &Path,
+    timeout: Duration,
+    mut command: impl FnMut(u16) -> Command,
+) -> Result<(ChildGuard, u16)> {
+    let mut attempt = 1;
+    loop {
+        let port = free_port()?;
+        let mut child =
+            ChildGuard::spawn_logged(format!("{name} on port {port}"), command(port), log)?;
+        match wait_for_port(&mut child, port, timeout) {
+            Ok(()) => return Ok((child, port)),
+            Err(err) if attempt < START_ATTEMPTS => {
+                tracing::warn!(attempt, port, %err, "{name} did not start; retrying on another port");
+                attempt += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Waits until `child` itself listens on TCP `port` (a listener of another process does not
+/// count), failing when the child exits first.
+pub fn wait_for_port(child: &mut ChildGuard, port: u16, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         child.ensure_running()?;
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        if listening_ports(child.pid()).contains(&port) {
             return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(Error::Timeout {
-                what: format!("{} to accept connections on {addr}", child.name()),
+                what: format!("{} to listen on 127.0.0.1:{port}", child.name()),
                 waited: timeout,
                 log: child.log_path().map(Path::to_path_buf),
             });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits until `child` listens on a TCP port and returns it: for a server started on port 0.
+/// The process must listen on exactly one port.
+pub fn wait_for_listening_port(child: &mut ChildGuard, timeout: Duration) -> Result<u16> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        child.ensure_running()?;
+        match listening_ports(child.pid()).as_slice() {
+            [port] => return Ok(*port),
+            [] => {}
+            several => {
+                return Err(Error::InvalidArgument(format!(
+                    "{} listens on several ports: {several:?}",
+                    child.name()
+                )))
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                what: format!("{} to listen on a port", child.name()),
+                waited: timeout,
+                log: child.log_path().map(Path::to_path_buf),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The TCP ports on which process `pid` has a listening socket (IPv4 or IPv6), from /proc: the
+/// kernel's word on who owns a port, where a successful connect only says that someone does.
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let inodes: std::collections::HashSet<String> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            target
+                .strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .map(str::to_owned)
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            const LISTEN: &str = "0A";
+            if fields.len() > 9 && fields[3] == LISTEN && inodes.contains(fields[9]) {
+                let port = fields[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+                if let Some(port) = port.filter(|p| !ports.contains(p)) {
+                    ports.push(port);
+                }
+            }
+        }
+    }
+    ports
 }
 
 /// Finds a binary of this workspace, for tests that run it as a separate process.

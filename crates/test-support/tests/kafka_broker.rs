@@ -53,6 +53,25 @@ fn round_trip_keeps_keys_values_headers_and_timestamps_byte_exact() {
 }
 
 #[test]
+fn a_read_goes_past_the_expected_count_so_duplicates_show() {
+    let broker = KafkaBroker::start().expect("broker starts");
+    let topic = random_name("past-count");
+    create_topic(&broker.bootstrap(), &topic, 2).expect("topic created");
+    produce_generated(&broker.bootstrap(), &topic, 2, 100, 20).expect("produced");
+    // The same records again, as a mirror that restarted would write them.
+    produce_generated(&broker.bootstrap(), &topic, 2, 10, 20).expect("produced again");
+    let consumed = consume_all(&broker.bootstrap(), &topic, 100, TIMEOUT).expect("consumed");
+    assert_eq!(
+        consumed.len(),
+        110,
+        "every record, not just the 100 asked for"
+    );
+    let report = verify_generated(&consumed, 2, 100);
+    assert_eq!(report.duplicates, 10, "{report:?}");
+    assert!(report.is_complete() && !report.is_exact(), "{report:?}");
+}
+
+#[test]
 fn generated_records_are_all_read_back() {
     let broker = KafkaBroker::start().expect("broker starts");
     let topic = random_name("generated");

@@ -4,7 +4,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mmm_test_support::{bin_path, free_port, ChildGuard, Error};
+use mmm_test_support::{
+    bin_path, free_port, listening_ports, spawn_on_free_port, wait_for_listening_port,
+    wait_for_port, ChildGuard, Error,
+};
 
 fn process_exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
@@ -130,6 +133,78 @@ fn free_port_can_be_bound() {
     let port = free_port().expect("free port");
     assert_ne!(port, 0);
     std::net::TcpListener::bind(("127.0.0.1", port)).expect("port is bindable");
+}
+
+/// A python3 server listening on `port` (0: any), printing the port it got.
+fn python_server(port: u16) -> Command {
+    let mut command = Command::new("python3");
+    command.arg("-c").arg(format!(
+        "import socket, time\n\
+         s = socket.socket()\n\
+         s.bind(('127.0.0.1', {port}))\n\
+         s.listen()\n\
+         print(s.getsockname()[1], flush=True)\n\
+         time.sleep(120)\n"
+    ));
+    command
+}
+
+#[test]
+fn the_port_of_a_server_on_port_0_is_read_from_the_kernel() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("server.log");
+    let mut server =
+        ChildGuard::spawn_logged("python server", python_server(0), &log).expect("spawn");
+    let port = wait_for_listening_port(&mut server, Duration::from_secs(30)).expect("port");
+    // It prints right after listen(): wait for the line.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let printed = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.ends_with('\n') || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(printed.trim(), port.to_string(), "the port the server got");
+    assert_eq!(listening_ports(server.pid()), vec![port]);
+}
+
+#[test]
+fn another_process_listening_on_the_port_is_not_mistaken_for_the_server() {
+    // This test process holds the port; the server cannot bind it and exits.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("server.log");
+    let mut server =
+        ChildGuard::spawn_logged("python server", python_server(port), &log).expect("spawn");
+    let err = wait_for_port(&mut server, port, Duration::from_secs(30))
+        .expect_err("the listener on the port is not the server's");
+    assert!(matches!(err, Error::Exited { .. }), "{err}");
+
+    // A sleeping process never listens: ready never comes, even though the port answers.
+    let mut sleeper = ChildGuard::spawn("sleep", {
+        let mut c = Command::new("sleep");
+        c.arg("60");
+        c
+    })
+    .expect("spawn");
+    let err = wait_for_port(&mut sleeper, port, Duration::from_millis(500))
+        .expect_err("a port answered by another process");
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+}
+
+#[test]
+fn spawn_on_free_port_starts_a_server_that_listens_on_the_port_given() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, port) = spawn_on_free_port(
+        "python server",
+        &dir.path().join("server.log"),
+        Duration::from_secs(30),
+        python_server,
+    )
+    .expect("started");
+    assert!(listening_ports(server.pid()).contains(&port));
 }
 
 #[test]
