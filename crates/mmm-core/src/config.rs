@@ -50,7 +50,8 @@ pub struct MesosConfig {
 /// `[api]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
-    /// `bind` [127.0.0.1:7000]: host:port of the REST API, status page and downloads.
+    /// `bind` [127.0.0.1:7000]: host:port of the REST API, status page and downloads (port 0:
+    /// any free port, logged at start).
     pub bind: String,
     /// `advertised_url`: what executors and the CLI reach; derived from bind when absent.
     pub advertised_url: Option<String>,
@@ -644,7 +645,7 @@ fn parse_api(s: &Section<'_>) -> Result<ApiConfig, ConfigError> {
     let bind = s
         .non_empty_string("bind")?
         .unwrap_or_else(|| DEFAULT_API_BIND.to_owned());
-    check_host_port(&bind).map_err(|p| s.invalid("bind", p))?;
+    check_bind(&bind).map_err(|p| s.invalid("bind", p))?;
     let advertised_url = s.non_empty_string("advertised_url")?;
     if let Some(url) = &advertised_url {
         let rest = url
@@ -793,6 +794,15 @@ fn check_host_port(text: &str) -> Result<u16, String> {
         return Err(format!("{text:?} has no host (expected host:port)"));
     }
     Ok(port)
+}
+
+/// A listen address: `host:port`, where port 0 takes any free port (the scheduler logs the one it
+/// bound; tests and the demo start it so, to never race for a port).
+fn check_bind(text: &str) -> Result<(), String> {
+    match text.strip_suffix(":0") {
+        Some(host) if !host.is_empty() => check_host_port(&format!("{host}:1")).map(|_| ()),
+        _ => check_host_port(text).map(|_| ()),
+    }
 }
 
 /// Splits `host[:port]`, `[v6][:port]`; the port must be a number 1-65535.

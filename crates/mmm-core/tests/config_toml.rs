@@ -75,6 +75,16 @@ dist_dir = "dist"
 }
 
 #[test]
+fn bind_port_0_means_any_free_port_and_only_0_is_special() {
+    let c = load(&format!("{MINIMAL}[api]\nbind = \"127.0.0.1:0\"\n")).expect("port 0 loads");
+    assert_eq!(c.api.bind, "127.0.0.1:0");
+    for bad in [":0", "0", "127.0.0.1:00x"] {
+        let err = load(&format!("{MINIMAL}[api]\nbind = \"{bad}\"\n")).expect_err(bad);
+        assert!(err.to_string().contains("[api].bind"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn defaults_apply_to_absent_keys() {
     let c = load(MINIMAL).expect("loads");
     assert_eq!(c.mesos.framework_name, "mirror-maker-mesos");

@@ -16,8 +16,8 @@ use std::time::Duration;
 use common::{wait_until, Scheduler, WAIT};
 use mesos_sim::{MesosSim, SimConfig};
 use mmm_test_support::{
-    bin_path, free_port, produce, random_name, workspace_root, ChildGuard, MockKafkaCluster,
-    TestRecord,
+    bin_path, produce, random_name, spawn_on_free_port, workspace_root, ChildGuard,
+    MockKafkaCluster, TestRecord,
 };
 use serde_json::{json, Value};
 
@@ -40,10 +40,13 @@ struct Browser {
 
 impl Browser {
     async fn start(log: &Path) -> Browser {
-        let port = free_port().expect("free port");
-        let mut cmd = Command::new(CHROMEDRIVER);
-        cmd.arg(format!("--port={port}"));
-        let driver = ChildGuard::spawn_logged("chromedriver", cmd, log).expect("chromedriver");
+        // Retried on another port when chromedriver cannot bind the one picked.
+        let (driver, port) = spawn_on_free_port("chromedriver", log, WAIT, |port| {
+            let mut cmd = Command::new(CHROMEDRIVER);
+            cmd.arg(format!("--port={port}"));
+            cmd
+        })
+        .expect("chromedriver");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(90))
             .build()

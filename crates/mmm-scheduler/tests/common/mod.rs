@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mmm_test_support::{bin_path, free_port, ChildGuard};
+use mmm_test_support::{bin_path, listening_ports, ChildGuard};
 use serde_json::Value;
 
 /// Generous: the CI machine has two busy cores.
@@ -62,7 +62,6 @@ impl Scheduler {
             .prefix("mmm-scheduler-test-")
             .tempdir()
             .expect("temp dir");
-        let api_port = free_port().expect("free port");
         let d = dir.path();
         let dist = d.join("dist");
         fs::create_dir(&dist).expect("dist dir");
@@ -93,7 +92,7 @@ framework_name = "mmm-test"
 failover_timeout_secs = {failover_secs}
 
 [api]
-bind = "127.0.0.1:{api_port}"
+bind = "127.0.0.1:0"
 
 [mirror]
 topics = ["t1"]
@@ -113,7 +112,7 @@ dist_dir = "{dist}"
         fs::write(d.join("mmm.toml"), toml).expect("config");
         Self {
             dir,
-            api_port,
+            api_port: 0,
             process: None,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
@@ -140,12 +139,23 @@ dist_dir = "{dist}"
         cmd
     }
 
-    /// Starts the scheduler and waits for its API.
+    /// Starts the scheduler and waits for its API. The API binds port 0, so
+    /// every start gets a port no other process holds; `api_port` follows it.
     pub async fn start(&mut self) {
         self.starts += 1;
         let log = self.path(&format!("scheduler-{}.log", self.starts));
-        let child = ChildGuard::spawn_logged("mmm-scheduler", self.command(), &log)
+        let mut child = ChildGuard::spawn_logged("mmm-scheduler", self.command(), &log)
             .expect("spawn scheduler");
+        let logs = || self.logs();
+        let port = wait_until("the scheduler to listen", WAIT, || {
+            if let Ok(Some(status)) = child.try_exit_status() {
+                panic!("the scheduler exited ({status}):\n{}", logs());
+            }
+            let ports = listening_ports(child.pid());
+            async move { (ports.len() == 1).then(|| ports[0]) }
+        })
+        .await;
+        self.api_port = port;
         self.process = Some(child);
         let client = self.client.clone();
         let url = self.url("/ping");
