@@ -56,7 +56,10 @@ fn directives(sandbox: Option<&Path>) -> String {
 pub fn init(sandbox: Option<&Path>) -> Option<WorkerGuard> {
     let directives = directives(sandbox);
     let filter = || EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Mesos writes stderr to a sandbox file shown in its UI, where colour
+    // codes are noise; colour only for a person at a terminal.
     let stderr = fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_filter(filter());
     let (file, guard) = match sandbox {

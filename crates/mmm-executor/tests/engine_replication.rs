@@ -38,7 +38,7 @@ fn records_arrive_byte_exact_in_order_on_the_same_partition() {
     .expect("all records in the target");
     let summary = {
         engine.stop(Duration::from_secs(10));
-        engine.join().expect("clean stop")
+        join_engine(engine, "the engine").expect("clean stop")
     };
 
     assert_eq!(got.len(), sent.len(), "no duplicates in a clean run");
@@ -114,7 +114,7 @@ fn target_unavailable_for_ten_seconds_loses_nothing() {
         "the in-flight bound stopped consumption during the outage"
     );
     engine.stop(Duration::from_secs(10));
-    let summary = engine.join().expect("clean stop");
+    let summary = join_engine(engine, "the engine").expect("clean stop");
     assert_eq!(summary.undelivered, 0);
     let total: i64 = summary.committed.values().sum();
     assert_eq!(total, 80_000, "everything delivered is committed");
@@ -151,9 +151,8 @@ fn a_delivery_that_keeps_failing_stops_the_engine_without_committing_past_it() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 10_000],
     );
     produce_generated(&source.bootstrap(), &topic, 2, 100, 100).expect("second load");
-    let err = engine
-        .join()
-        .expect_err("the engine stops with the delivery error");
+    let err =
+        join_engine(engine, "the engine").expect_err("the engine stops with the delivery error");
     match &err {
         EngineError::Delivery {
             topic: t,
@@ -212,7 +211,7 @@ fn a_member_joining_mid_stream_loses_nothing() {
         Duration::from_secs(60),
         || second.metrics().records_produced.load(Ordering::Relaxed) > 0,
     );
-    loader.join().expect("loader").expect("later loads");
+    join_within(loader, "the loader").expect("later loads");
 
     // 30,000 + 5 x 6,000 records; each load numbers each partition's records
     // from 0, so the first 750 sequences of a partition arrive 6 times.
@@ -222,8 +221,8 @@ fn a_member_joining_mid_stream_loses_nothing() {
     assert_eq!(misplaced, 0, "same partition number");
     first.stop(Duration::from_secs(10));
     second.stop(Duration::from_secs(10));
-    first.join().expect("first stops cleanly");
-    second.join().expect("second stops cleanly");
+    join_engine(first, "the first engine").expect("first stops cleanly");
+    join_engine(second, "the second engine").expect("second stops cleanly");
 }
 
 #[test]
@@ -240,7 +239,7 @@ fn preserve_fails_clearly_when_the_target_has_fewer_partitions() {
         Limits::default(),
     )
     .expect("engine starts");
-    let err = engine.join().expect_err("preserve is impossible");
+    let err = join_engine(engine, "the engine").expect_err("preserve is impossible");
     assert!(
         matches!(
             err,
@@ -297,5 +296,5 @@ fn regex_hash_partitioning_and_renamed_targets() {
         }
     }
     engine.stop(Duration::from_secs(10));
-    engine.join().expect("clean stop");
+    join_engine(engine, "the engine").expect("clean stop");
 }

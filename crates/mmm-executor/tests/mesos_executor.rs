@@ -49,6 +49,13 @@ fn malformed_task_data_gives_task_failed_naming_the_key() {
         log.contains("group.id"),
         "the sandbox log records the cause"
     );
+    // Mesos shows the sandbox's stderr file as is: no colour codes in it.
+    let stderr = std::fs::read_to_string(sandbox.path().join("stderr")).expect("stderr file");
+    assert!(stderr.contains("group.id"), "stderr has the log: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no ANSI escape codes in the sandbox's stderr: {stderr:?}"
+    );
 
     // Bytes that are not JSON at all fail the same way.
     let agent = FakeAgent::start();
@@ -146,7 +153,7 @@ fn runs_reports_metrics_and_is_killed_with_offsets_committed_as_delivered() {
         .expect("wait")
         .expect("the executor exits after TASK_KILLED");
     assert!(status.success(), "a killed task is a clean exit: {status}");
-    loader.join().expect("loader").expect("second load");
+    join_within(loader, "the loader").expect("second load");
 
     // A fresh run has no duplicates: each partition's committed offset is
     // exactly the number of its records in the target.

@@ -102,6 +102,35 @@ pub fn by_partition(records: &[ConsumedRecord]) -> BTreeMap<i32, Vec<&ConsumedRe
     map
 }
 
+/// How long an engine or a helper thread may take to finish once asked to.
+pub const JOIN_WITHIN: Duration = Duration::from_secs(90);
+
+/// Waits at most [`JOIN_WITHIN`] for `handle`'s thread to end and returns its
+/// value; panics naming `what` when it does not, so that a stuck engine fails
+/// its test instead of hanging it.
+pub fn join_within<T>(handle: std::thread::JoinHandle<T>, what: &str) -> T {
+    let deadline = Instant::now() + JOIN_WITHIN;
+    while !handle.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not finish within {JOIN_WITHIN:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    match handle.join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// [`mmm_executor::engine::Engine::join`], bounded by [`JOIN_WITHIN`].
+pub fn join_engine(
+    engine: mmm_executor::engine::Engine,
+    what: &str,
+) -> mmm_executor::engine::EngineResult {
+    join_within(std::thread::spawn(move || engine.join()), what)
+}
+
 /// A fresh group name.
 pub fn group() -> String {
     random_name("group")
