@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use mmm_e2e::{verify_batches, wait_until, BatchVerdict, System};
+use mmm_e2e::{seeded_rng, verify_batches, wait_until, BatchVerdict, System};
 use mmm_test_support::{
     consume_until_idle, create_topic, produce_generated, random_name, ChildGuard,
 };
@@ -209,7 +209,7 @@ fn row1_executor_sigkilled_three_times_loses_nothing() -> Result<()> {
     let mut s = Stream::start(2, "fault-exec-kill")?;
     s.produce_batch()?;
     s.add_running(1)?;
-    let mut rng = rand::rng();
+    let mut rng = seeded_rng("row 1");
     for round in 0..3 {
         s.produce_until(2 + round * 3)?;
         // A random moment while the executor mirrors the batches just produced.
@@ -439,21 +439,9 @@ fn row9_a_second_scheduler_on_the_same_state_refuses_to_run() -> Result<()> {
     let (framework_before, _) = framework(&s.system)?;
     s.produce_until(BATCHES / 2)?;
 
+    // The same configuration: the API binds port 0, so only the state is shared.
     let d = s.system.dir.path();
-    let config = fs::read_to_string(d.join("mmm.toml"))?;
-    let port = s
-        .system
-        .api_url
-        .rsplit(':')
-        .next()
-        .context("the API URL has a port")?
-        .to_owned();
-    let other = mmm_test_support::free_port()?;
-    let second_config = d.join("mmm-second.toml");
-    fs::write(
-        &second_config,
-        config.replace(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{other}")),
-    )?;
+    let second_config = d.join("mmm.toml");
     let log = d.join("second-scheduler.log");
     let mut second = ChildGuard::spawn_logged(
         "second mmm-scheduler",

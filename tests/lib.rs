@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use mmm_test_support::{bin_path, free_port, ChildGuard, KafkaBroker};
+use mmm_test_support::{bin_path, wait_for_listening_port, ChildGuard, KafkaBroker};
 use serde_json::Value;
 
 /// The consumer group's session timeout: the test brokers take about half of
@@ -29,7 +29,6 @@ pub struct System {
     pub dir: tempfile::TempDir,
     pub topics: Vec<String>,
     pub group: String,
-    api_port: u16,
 }
 
 impl System {
@@ -60,7 +59,6 @@ impl System {
             dir,
             topics: topics.to_vec(),
             group,
-            api_port: free_port()?,
         };
         system.write_config(extra)?;
         system.start_scheduler()?;
@@ -80,12 +78,11 @@ impl System {
             d.join("mmm.toml"),
             format!(
                 "[mesos]\nmaster = \"{master}\"\nframework_name = \"mmm-e2e\"\nfailover_timeout_secs = 3600\n\n\
-                 [api]\nbind = \"127.0.0.1:{port}\"\n\n\
+                 [api]\nbind = \"127.0.0.1:0\"\n\n\
                  [mirror]\ntopics = [{topics}]\noffset_commit_interval_ms = 1000\n\n\
                  [storage]\npath = \"{state}\"\n\n\
                  [executor]\ndist_dir = \"{dist}\"\n{extra}",
                 master = self.master_url,
-                port = self.api_port,
                 state = self.state_path().display(),
                 dist = d.join("dist").display(),
             ),
@@ -110,17 +107,22 @@ impl System {
     }
 
     /// Starts (or restarts) the scheduler on the same configuration and state.
+    ///
+    /// The API binds port 0, so each start gets a port no other process
+    /// holds; [`System::api_url`] follows it.
     pub fn start_scheduler(&mut self) -> Result<()> {
         let d = self.dir.path();
         let cmd = self.scheduler_command(&d.join("mmm.toml"))?;
         let n = fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
-        let guard =
+        let mut guard =
             ChildGuard::spawn_logged("mmm-scheduler", cmd, &d.join(format!("scheduler-{n}.log")))
                 .context("starting mmm-scheduler")?;
+        let port = wait_for_listening_port(&mut guard, Duration::from_secs(60))
+            .context("waiting for the scheduler's REST API")?;
         self.scheduler = Some(guard);
-        self.api_url = format!("http://127.0.0.1:{}", self.api_port);
-        wait_until("the scheduler's REST API", Duration::from_secs(30), || {
-            Ok(std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_ok())
+        self.api_url = format!("http://127.0.0.1:{port}");
+        wait_until("the scheduler's /ping", Duration::from_secs(30), || {
+            Ok(http_call(&self.api_url, "GET", "/ping", "")? == "pong")
         })
     }
 
@@ -396,6 +398,22 @@ fn http_call(base: &str, method: &str, path: &str, body: &str) -> Result<String>
         bail!("{method} {path} answered {status}: {rest}");
     }
     Ok(rest.to_owned())
+}
+
+/// The environment variable that replays a fault test's random timing.
+pub const SEED_ENV: &str = "MMM_TEST_SEED";
+
+/// A random generator for the timing of a fault test: seeded from
+/// `MMM_TEST_SEED` when set, else at random. The seed is printed, so a
+/// failure can be replayed with the same timing.
+pub fn seeded_rng(test: &str) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    let seed = std::env::var(SEED_ENV)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("{test}: random seed {seed} (replay with {SEED_ENV}={seed})");
+    rand::rngs::StdRng::seed_from_u64(seed)
 }
 
 /// Polls `ready` until it holds, failing with `what` after `timeout`.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use mmm_e2e::wait_until;
-use mmm_test_support::{bin_path, free_port, ChildGuard};
+use mmm_test_support::{bin_path, wait_for_listening_port, ChildGuard};
 
 /// The simulated agents.
 #[derive(Debug, Clone, Copy)]
@@ -44,8 +44,8 @@ impl Installation {
             .tempdir()
             .context("creating the benchmark directory")?;
         let (mesos, master) = start_mesos_sim(dir.path(), agents)?;
-        let api_port = free_port()?;
-        write_files(dir.path(), &master, api_port)?;
+        // Port 0: the scheduler binds a free port, read back from the kernel.
+        write_files(dir.path(), &master, 0)?;
         let mut cmd = Command::new(bin_path("mmm-scheduler")?);
         cmd.arg(dir.path().join("mmm.toml"))
             .arg("--consumer-config")
@@ -55,8 +55,9 @@ impl Installation {
             // Per-request logging would measure the terminal, not the API.
             .env("RUST_LOG", "warn")
             .current_dir(dir.path());
-        let scheduler =
+        let mut scheduler =
             ChildGuard::spawn_logged("mmm-scheduler", cmd, &dir.path().join("mmm-scheduler.log"))?;
+        let api_port = wait_for_listening_port(&mut scheduler, Duration::from_secs(60))?;
         let api_url = format!("http://127.0.0.1:{api_port}");
         let installation = Installation {
             scheduler,
