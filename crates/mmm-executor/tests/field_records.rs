@@ -148,15 +148,9 @@ fn a_record_above_the_producers_default_limit_arrives() {
     engine.join().expect("clean stop");
 }
 
-/// Writes `committed` in one committed transaction and `aborted` in one
-/// aborted transaction, then `after` without a transaction.
-fn produce_transactions(
-    bootstrap: &str,
-    topic: &str,
-    committed: &[&str],
-    aborted: &[&str],
-    after: &[&str],
-) {
+/// Writes `committed` in one committed transaction, then `after` without a
+/// transaction.
+fn produce_transactions(bootstrap: &str, topic: &str, committed: &[&str], after: &[&str]) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let producer: BaseProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -167,32 +161,32 @@ fn produce_transactions(
     producer
         .init_transactions(timeout)
         .expect("init transactions");
-    for (values, commit) in [(committed, true), (aborted, false)] {
-        producer.begin_transaction().expect("begin");
-        for v in values {
-            producer
-                .send(BaseRecord::to(topic).partition(0).key("tx").payload(*v))
-                .expect("queued");
-        }
-        producer.flush(timeout).expect("flushed");
-        if commit {
-            producer.commit_transaction(timeout).expect("commit");
-        } else {
-            producer.abort_transaction(timeout).expect("abort");
-        }
+    producer.begin_transaction().expect("begin");
+    for v in committed {
+        producer
+            .send(BaseRecord::to(topic).partition(0).key("tx").payload(*v))
+            .expect("queued");
     }
+    producer.flush(timeout).expect("flushed");
+    producer.commit_transaction(timeout).expect("commit");
     drop(producer);
     let plain: Vec<TestRecord> = after.iter().map(|v| TestRecord::new(0, "tx", *v)).collect();
     mmm_test_support::produce(bootstrap, topic, &plain).expect("plain records");
 }
 
+/// Only committed transactions here: a read_committed consumer drops records
+/// of aborted transactions using the list of them the broker's Fetch response
+/// carries, and neither Tansu nor librdkafka's mock cluster sends that list
+/// (both hand out aborted records), so the filter cannot be shown with them.
+/// The executor's consumer always runs with `isolation.level=read_committed`
+/// (kafka_config's unit tests) and refuses `read_uncommitted`.
 #[test]
 fn records_of_committed_transactions_arrive() {
     let source = KafkaBroker::start().expect("source broker");
     let target = KafkaBroker::start().expect("target broker");
     let topic = random_name("tx");
     create_topic(&source.bootstrap(), &topic, 1).expect("source topic");
-    produce_transactions(&source.bootstrap(), &topic, &["c1", "c2"], &[], &["p1"]);
+    produce_transactions(&source.bootstrap(), &topic, &["c1", "c2"], &["p1"]);
     let engine = Engine::start(
         bare_task(&source.bootstrap(), &target.bootstrap(), &[&topic], &[]),
         Limits::default(),
