@@ -207,3 +207,44 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_found_by_name_and_reused_after_release() {
+        let mut state = State::default();
+        let a = state.slot_for("t", "t", 0);
+        let b = state.slot_for("t", "t", 1);
+        assert_ne!(a, b);
+        assert_eq!(state.slot_for("t", "t", 0), a);
+        assert_eq!(state.find_slot("t", 1), Some(b));
+        assert_eq!(state.find_slot("u", 0), None);
+
+        state.release(a);
+        assert_eq!(state.find_slot("t", 0), None);
+        assert!(!state.slots[a].assigned);
+        // A regex subscription over churning topics reuses freed slots.
+        let c = state.slot_for("other", "other", 5);
+        assert_eq!(c, a);
+        assert_eq!(state.slots.len(), 2);
+        assert_eq!(state.slots[c].topic, "other");
+    }
+
+    #[test]
+    fn a_slot_with_records_in_flight_is_freed_after_its_last_report() {
+        let mut state = State::default();
+        let a = state.slot_for("t", "t", 0);
+        state.slots[a].tracker.track(7).expect("ascending");
+        state.release(a);
+        assert!(state.slots[a].retiring);
+        // Not reused while a report may still come.
+        let b = state.slot_for("t", "t", 1);
+        assert_ne!(a, b);
+        assert!(state.slots[a].tracker.delivered(7));
+        state.settle_retiring(a);
+        assert!(!state.slots[a].retiring);
+        assert_eq!(state.slot_for("t", "t", 2), a);
+    }
+}
