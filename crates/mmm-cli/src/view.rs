@@ -44,6 +44,8 @@ pub struct ServerView {
     pub records_per_s: Option<f64>,
     /// Consumer lag, from the executor's metrics.
     pub lag: Option<Value>,
+    /// The executor's health ("ok", "degraded", "stalled") and its error text.
+    pub health: Option<(String, Option<String>)>,
 }
 
 impl ServerView {
@@ -84,6 +86,9 @@ impl ServerView {
                 .map(plain),
             records_per_s: metric(RATE_KEYS).and_then(|v| v.as_f64()),
             lag: metric(LAG_KEYS).and_then(|v| total_lag(&v)),
+            health: metric(&["health"])
+                .and_then(|h| h.as_str().map(str::to_owned))
+                .map(|h| (h, metric(&["error"]).as_ref().map(plain))),
         }
     }
 }
@@ -169,6 +174,15 @@ fn render_server(out: &mut String, s: &ServerView) {
     if let Some(lag) = &s.lag {
         let _ = writeln!(out, "    lag: {}", plain(lag));
     }
+    match &s.health {
+        Some((health, Some(error))) => {
+            let _ = writeln!(out, "    health: {health}: {error}");
+        }
+        Some((health, None)) => {
+            let _ = writeln!(out, "    health: {health}");
+        }
+        None => {}
+    }
 }
 
 fn rate_text(rate: f64) -> String {
@@ -232,6 +246,24 @@ mod tests {
         }));
         assert_eq!(view.records_per_s, Some(5321.0));
         assert_eq!(view.lag, Some(json!(7)));
+    }
+
+    #[test]
+    fn health_and_its_error_are_shown() {
+        let answer = json!({"value": {"servers": [{
+            "id": 4, "state": "Running",
+            "metrics": {"health": "stalled", "error": "source partition t-0 has made no progress for 12 s: boom"}
+        }, {
+            "id": 5, "state": "Running", "metrics": {"health": "ok", "error": null}
+        }]}});
+        let text = render_cluster(&servers(&answer));
+        assert!(
+            text.contains(
+                "    health: stalled: source partition t-0 has made no progress for 12 s: boom\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("    health: ok\n"), "{text}");
     }
 
     #[test]

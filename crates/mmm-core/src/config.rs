@@ -10,6 +10,7 @@ use toml::{Table, Value};
 
 use crate::constraints::{Constraint, Pattern};
 use crate::properties::{Properties, PropertiesError};
+use crate::task_data::DEFAULT_STALL_TIMEOUT_MS;
 
 /// The validated scheduler configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +90,10 @@ pub struct MirrorConfig {
     pub cpus: f64,
     /// `mem` [256]: memory (MB) of a task added without its own.
     pub mem: f64,
+    /// `replication_factor` [the target broker's default]: of created target topics.
+    pub replication_factor: Option<u16>,
+    /// `stall_timeout_ms` [300000]: a partition stuck on a persistent error this long fails the task.
+    pub stall_timeout_ms: u64,
 }
 
 /// `[executor]`.
@@ -117,6 +122,9 @@ pub struct SchedulerTuning {
     pub shutdown_grace_period_ms: u64,
     /// `constraints` [[]]: placement constraints, e.g. "hostname:unique".
     pub constraints: Vec<Constraint>,
+    /// `healthy_after_ms` [600000]: how long a task must run healthy before
+    /// its launch attempts are forgotten.
+    pub healthy_after_ms: u64,
 }
 
 impl Default for SchedulerTuning {
@@ -130,6 +138,7 @@ impl Default for SchedulerTuning {
             unreachable_timeout_ms: 300_000,
             shutdown_grace_period_ms: 30_000,
             constraints: Vec::new(),
+            healthy_after_ms: 600_000,
         }
     }
 }
@@ -266,6 +275,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "create_topics",
             "cpus",
             "mem",
+            "replication_factor",
+            "stall_timeout_ms",
         ],
     ),
     ("storage", &["path"]),
@@ -281,6 +292,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "unreachable_timeout_ms",
             "shutdown_grace_period_ms",
             "constraints",
+            "healthy_after_ms",
         ],
     ),
 ];
@@ -592,6 +604,8 @@ impl MirrorConfig {
             create_topics: true,
             cpus: DEFAULT_CPUS,
             mem: DEFAULT_MEM,
+            replication_factor: None,
+            stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
         }
     }
 }
@@ -749,6 +763,21 @@ fn parse_mirror(s: &Section<'_>) -> Result<MirrorConfig, ConfigError> {
         create_topics: s.bool("create_topics", true)?,
         cpus: s.positive_f64("cpus", DEFAULT_CPUS)?,
         mem: s.positive_f64("mem", DEFAULT_MEM)?,
+        replication_factor: match s.get("replication_factor") {
+            None => None,
+            Some(_) => {
+                let rf = s.positive_u64("replication_factor", 1)?;
+                Some(
+                    u16::try_from(rf)
+                        .ok()
+                        .filter(|&rf| rf <= 32_767)
+                        .ok_or_else(|| {
+                            s.invalid("replication_factor", format!("{rf} is above 32767"))
+                        })?,
+                )
+            }
+        },
+        stall_timeout_ms: s.positive_u64("stall_timeout_ms", DEFAULT_STALL_TIMEOUT_MS)?,
     })
 }
 
@@ -783,6 +812,7 @@ fn parse_tuning(s: &Section<'_>) -> Result<SchedulerTuning, ConfigError> {
         unreachable_timeout_ms: s.u64("unreachable_timeout_ms", d.unreachable_timeout_ms)?,
         shutdown_grace_period_ms: s.u64("shutdown_grace_period_ms", d.shutdown_grace_period_ms)?,
         constraints,
+        healthy_after_ms: s.u64("healthy_after_ms", d.healthy_after_ms)?,
     })
 }
 

@@ -446,6 +446,12 @@ fn translate_value(file: &str, key: &str, value: &str) -> Result<String, KafkaPr
             if names.is_empty() {
                 return Err(bad("no assignor given".into()));
             }
+            // librdkafka cannot mix the eager and cooperative protocols; Java's
+            // default list (range, cooperative-sticky) means "range until every
+            // member upgrades", so the first entry's family is kept.
+            let cooperative = |n: &&str| *n == "cooperative-sticky";
+            let first_is_cooperative = names.first().is_some_and(cooperative);
+            names.retain(|n| cooperative(n) == first_is_cooperative);
             Ok(names.join(","))
         }
         // Java's "none" (fail without a committed offset) is librdkafka's "error"
@@ -673,13 +679,25 @@ mod tests {
         )
         .expect("maps");
         assert_eq!(m.config["auto.offset.reset"], "error");
-        assert_eq!(
-            m.config["partition.assignment.strategy"],
-            "range,cooperative-sticky"
-        );
+        assert_eq!(m.config["partition.assignment.strategy"], "range");
         assert_eq!(m.config["fetch.wait.max.ms"], "100");
         assert_eq!(m.config["socket.send.buffer.bytes"], "131072");
         assert!(!m.config.contains_key("fetch.max.wait.ms"));
+    }
+
+    #[test]
+    fn assignor_lists_keep_one_protocol_family() {
+        for (java, librdkafka) in [
+            ("RangeAssignor,CooperativeStickyAssignor", "range"),
+            (
+                "CooperativeStickyAssignor,RangeAssignor",
+                "cooperative-sticky",
+            ),
+            ("RoundRobinAssignor,RangeAssignor", "roundrobin,range"),
+        ] {
+            let m = map(Role::Consumer, &[("partition.assignment.strategy", java)]).expect("maps");
+            assert_eq!(m.config["partition.assignment.strategy"], librdkafka);
+        }
     }
 
     #[test]

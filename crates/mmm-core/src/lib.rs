@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod constraints;
+pub mod delivery_guarantees;
 pub mod kafka_props;
 pub mod model;
 pub mod properties;

@@ -203,7 +203,7 @@ pub struct Server {
     /// The hostname of that agent.
     #[serde(default)]
     pub hostname: Option<String>,
-    /// Launches since the last TASK_RUNNING (or operator start).
+    /// Launches since the last healthy run (`[scheduler] healthy_after_ms`) or operator start.
     #[serde(default)]
     pub launch_attempts: u32,
     /// No relaunch before this time (ms since the epoch).

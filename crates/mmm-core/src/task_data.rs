@@ -19,6 +19,12 @@ pub const TASK_DATA_VERSION: u64 = 1;
 /// The default of `offset_commit_interval_ms`.
 pub const DEFAULT_OFFSET_COMMIT_INTERVAL_MS: u64 = 60_000;
 
+/// The default of `stall_timeout_ms`: five minutes.
+pub const DEFAULT_STALL_TIMEOUT_MS: u64 = 300_000;
+
+/// Kafka's largest replication factor (an INT16 on the wire).
+const MAX_REPLICATION_FACTOR: u64 = 32_767;
+
 /// Kafka's limit on topic name length.
 const MAX_TOPIC_NAME_LEN: usize = 249;
 
@@ -89,6 +95,11 @@ pub struct TaskData {
     pub target_topic_suffix: String,
     /// Whether missing target topics are created with the source's partition count.
     pub create_topics: bool,
+    /// The replication factor of created target topics; `None`: the broker's default.
+    pub replication_factor: Option<u16>,
+    /// How long a partition may make no progress because of a persistent
+    /// error before the task fails.
+    pub stall_timeout_ms: u64,
 }
 
 /// Why a `TaskInfo.data` document cannot be used. Each message names the key.
@@ -173,6 +184,20 @@ pub enum TaskDataError {
     BadPartitioning {
         /// The value found.
         found: String,
+    },
+    /// A client property would weaken the delivery guarantees.
+    #[error("task data key `{section}.{}`: {source}", source.key())]
+    Guarantee {
+        /// `consumer` or `producer`.
+        section: &'static str,
+        /// The property and why it is refused.
+        source: crate::delivery_guarantees::GuaranteeError,
+    },
+    /// `stall_timeout_ms` is 0.
+    #[error("task data key `{key}` must be greater than 0")]
+    Zero {
+        /// The key.
+        key: &'static str,
     },
 }
 
@@ -277,6 +302,8 @@ impl TaskData {
             target_topic_prefix: String::new(),
             target_topic_suffix: String::new(),
             create_topics: true,
+            replication_factor: None,
+            stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
         }
     }
 
@@ -352,6 +379,19 @@ impl TaskData {
                 .ok_or_else(|| wrong_type("create_topics", "a boolean", v))?,
             None => true,
         };
+        let replication_factor = match field(doc, "replication_factor") {
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|n| (1..=MAX_REPLICATION_FACTOR).contains(n))
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or_else(|| wrong_type("replication_factor", "an integer 1 to 32767", v))?,
+            ),
+            None => None,
+        };
+        let stall_timeout_ms = match field(doc, "stall_timeout_ms") {
+            Some(v) => as_u64("stall_timeout_ms", v)?,
+            None => DEFAULT_STALL_TIMEOUT_MS,
+        };
 
         let data = Self {
             version,
@@ -364,6 +404,8 @@ impl TaskData {
             target_topic_prefix,
             target_topic_suffix,
             create_topics,
+            replication_factor,
+            stall_timeout_ms,
         };
         data.validate()?;
         Ok(data)
@@ -419,6 +461,32 @@ impl TaskData {
         }
         check_topic_name("target_topic_prefix", &self.target_topic_prefix, true)?;
         check_topic_name("target_topic_suffix", &self.target_topic_suffix, true)?;
+        if self.stall_timeout_ms == 0 {
+            return Err(TaskDataError::Zero {
+                key: "stall_timeout_ms",
+            });
+        }
+        if let Some(rf) = self.replication_factor {
+            if !(1..=MAX_REPLICATION_FACTOR).contains(&u64::from(rf)) {
+                return Err(TaskDataError::WrongType {
+                    key: "replication_factor".into(),
+                    expected: "an integer 1 to 32767",
+                    found: format!("the number {rf}"),
+                });
+            }
+        }
+        crate::delivery_guarantees::check_consumer(&self.consumer).map_err(|source| {
+            TaskDataError::Guarantee {
+                section: "consumer",
+                source,
+            }
+        })?;
+        crate::delivery_guarantees::check_producer(&self.producer).map_err(|source| {
+            TaskDataError::Guarantee {
+                section: "producer",
+                source,
+            }
+        })?;
         Ok(())
     }
 
@@ -455,6 +523,8 @@ impl TaskData {
             "target_topic_prefix": self.target_topic_prefix,
             "target_topic_suffix": self.target_topic_suffix,
             "create_topics": self.create_topics,
+            "replication_factor": self.replication_factor,
+            "stall_timeout_ms": self.stall_timeout_ms,
         });
         // A Value built from strings and integers always serializes.
         serde_json::to_vec(&doc).unwrap_or_default()
@@ -561,6 +631,8 @@ mod tests {
         d.target_topic_suffix = "-copy".into();
         d.create_topics = false;
         d.offset_commit_interval_ms = 5;
+        d.replication_factor = Some(3);
+        d.stall_timeout_ms = 1234;
         assert_eq!(TaskData::from_json(&d.to_json()).expect("valid"), d);
         d.topics = TopicSelection::Regex("^orders\\..*".into());
         let json: Value = serde_json::from_slice(&d.to_json()).expect("json");
@@ -707,6 +779,40 @@ mod tests {
     }
 
     #[test]
+    fn replication_factor_and_stall_timeout_are_read_and_checked() {
+        let d = parse(&contract_example()).expect("valid");
+        assert_eq!(d.replication_factor, None);
+        assert_eq!(d.stall_timeout_ms, DEFAULT_STALL_TIMEOUT_MS);
+        let v = with(contract_example(), "replication_factor", 3.into());
+        assert_eq!(parse(&v).expect("valid").replication_factor, Some(3));
+        for bad in [
+            serde_json::json!(0),
+            serde_json::json!(-1),
+            serde_json::json!("3"),
+        ] {
+            let v = with(contract_example(), "replication_factor", bad);
+            assert!(err_text(&v).contains("`replication_factor`"));
+        }
+        let v = with(contract_example(), "stall_timeout_ms", 0.into());
+        assert!(err_text(&v).contains("`stall_timeout_ms`"));
+    }
+
+    #[test]
+    fn weaker_delivery_settings_are_refused_naming_the_key() {
+        for (section, key, value) in [
+            ("producer", "acks", "1"),
+            ("producer", "enable.idempotence", "false"),
+            ("producer", "transactional.id", "tx-1"),
+            ("consumer", "isolation.level", "read_uncommitted"),
+        ] {
+            let mut v = contract_example();
+            v[section][key] = value.into();
+            let text = err_text(&v);
+            assert!(text.contains(&format!("`{section}.{key}`")), "{text}");
+        }
+    }
+
+    #[test]
     fn non_json_and_non_objects_are_refused() {
         assert!(matches!(
             TaskData::from_json(b"{not json"),
@@ -754,7 +860,8 @@ mod tests {
             key in prop::sample::select(vec![
                 "version", "server_id", "consumer", "producer", "topics", "topics_regex",
                 "offset_commit_interval_ms", "partitioning", "target_topic_prefix",
-                "target_topic_suffix", "create_topics",
+                "target_topic_suffix", "create_topics", "replication_factor",
+                "stall_timeout_ms",
             ]),
             value in prop_oneof![
                 Just(Value::Null),

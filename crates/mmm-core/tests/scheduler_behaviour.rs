@@ -465,7 +465,7 @@ fn updates_with_uuid_are_acknowledged_and_running_is_recorded() {
     assert_eq!(acks(&actions), vec![(task.clone(), Bytes::from("u1"))]);
     let server = s.cluster().get(1).expect("server");
     assert_eq!(server.state, ServerState::Running);
-    assert_eq!(server.launch_attempts, 0);
+    assert_eq!(server.launch_attempts, 1, "kept until a healthy run");
     assert_eq!(server.history.back().map(|h| h.at_ms), Some(3));
     // reconciliation answers carry no uuid and are not acknowledged
     let actions = s.handle(

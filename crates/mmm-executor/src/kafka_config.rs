@@ -1,6 +1,7 @@
 //! The librdkafka settings of the engine's clients: measured defaults, then
 //! the task's properties, then the few settings correctness depends on.
 
+use mmm_core::delivery_guarantees::{CONSUMER_DEFAULTS as SAFE_CONSUMER, PRODUCER_ENFORCED};
 use mmm_core::task_data::Properties;
 use rdkafka::ClientConfig;
 
@@ -35,6 +36,13 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     // A target topic appearing with the broker's default partition count
     // would break "preserve"; topics are created explicitly instead.
     ("allow.auto.create.topics", "false"),
+    // Java's partitioner for keyed records (murmur2), so that "hash" puts a
+    // key where MirrorMaker or Kafka Streams would.
+    ("partitioner", "murmur2_random"),
+    // librdkafka's 1000000 refuses records a Kafka broker accepts (its
+    // default limit is 1048588, often raised): the target broker decides.
+    // It stays below the producer's queue bound, so one record always fits.
+    ("message.max.bytes", "33554432"),
 ];
 
 /// Offsets are committed by the engine from delivery reports, never by
@@ -42,6 +50,39 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 pub const CONSUMER_FORCED: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
+    // Records of aborted transactions must not reach the target.
+    ("isolation.level", "read_committed"),
+];
+
+/// Consumer properties only a consumer understands: left out of the admin
+/// client that reads source topic configurations.
+const CONSUMER_ONLY: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "group.remote.assignor",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "auto.offset.reset",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "enable.partition.eof",
+    "isolation.level",
+    "check.crcs",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.min.bytes",
+    "fetch.wait.max.ms",
+    "fetch.queue.backoff.ms",
+    "fetch.error.backoff.ms",
+    "fetch.message.max.bytes",
+    "consume.callback.max.messages",
+    "offset.store.method",
 ];
 
 fn build(
@@ -54,10 +95,22 @@ fn build(
     for (k, v) in defaults {
         config.set(*k, *v);
     }
+    let (safe_defaults, safe_forced) = match role {
+        "consumer" => (SAFE_CONSUMER, &[][..]),
+        _ => (&[][..], PRODUCER_ENFORCED),
+    };
+    for (k, v, _why) in safe_defaults {
+        config.set(*k, *v);
+    }
+    let forced: Vec<(&str, &str)> = forced
+        .iter()
+        .copied()
+        .chain(safe_forced.iter().map(|(k, v, _)| (*k, *v)))
+        .collect();
     for (k, v) in props {
         config.set(k, v);
     }
-    for (k, v) in forced {
+    for (k, v) in &forced {
         if props.get(*k).is_some_and(|user| user != v) {
             tracing::warn!(
                 property = *k,
@@ -77,6 +130,18 @@ pub fn consumer_config(props: &Properties) -> ClientConfig {
 /// The target producer's configuration.
 pub fn producer_config(props: &Properties) -> ClientConfig {
     build(PRODUCER_DEFAULTS, props, &[], "producer")
+}
+
+/// An admin client's configuration for the source cluster: the consumer's
+/// connection and security properties without its consumer-only ones.
+pub fn admin_config(consumer: &Properties) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (k, v) in consumer {
+        if !CONSUMER_ONLY.contains(&k.as_str()) {
+            config.set(k, v);
+        }
+    }
+    config
 }
 
 #[cfg(test)]
@@ -108,5 +173,34 @@ mod tests {
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(c.get("fetch.max.bytes"), Some("1000"));
+    }
+
+    #[test]
+    fn safe_defaults_apply_unless_set_and_guarantees_are_enforced() {
+        let c = consumer_config(&props(&[]));
+        assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(c.get("isolation.level"), Some("read_committed"));
+        let c = consumer_config(&props(&[("auto.offset.reset", "latest")]));
+        assert_eq!(c.get("auto.offset.reset"), Some("latest"));
+        let p = producer_config(&props(&[("acks", "1"), ("enable.idempotence", "false")]));
+        assert_eq!(p.get("acks"), Some("all"));
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+        assert_eq!(p.get("partitioner"), Some("murmur2_random"));
+        let p = producer_config(&props(&[("partitioner", "consistent_random")]));
+        assert_eq!(p.get("partitioner"), Some("consistent_random"));
+    }
+
+    #[test]
+    fn the_admin_client_leaves_consumer_settings_out() {
+        let a = admin_config(&props(&[
+            ("bootstrap.servers", "s:1"),
+            ("group.id", "g"),
+            ("security.protocol", "ssl"),
+            ("session.timeout.ms", "6000"),
+        ]));
+        assert_eq!(a.get("bootstrap.servers"), Some("s:1"));
+        assert_eq!(a.get("security.protocol"), Some("ssl"));
+        assert_eq!(a.get("group.id"), None);
+        assert_eq!(a.get("session.timeout.ms"), None);
     }
 }

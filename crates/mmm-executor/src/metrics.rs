@@ -37,6 +37,9 @@ pub struct Metrics {
     pub consuming: AtomicBool,
     /// Lag per source partition, refreshed about once a second.
     lag: Mutex<BTreeMap<String, i64>>,
+    /// The task's health ("ok", "degraded", "stalled"; empty: not checked
+    /// yet) and the error behind it.
+    health: Mutex<(&'static str, Option<String>)>,
 }
 
 impl Metrics {
@@ -58,6 +61,21 @@ impl Metrics {
     pub fn set_lag(&self, lag: BTreeMap<String, i64>) {
         if let Ok(mut guard) = self.lag.lock() {
             *guard = lag;
+        }
+    }
+
+    /// Sets the task's health and the error behind it.
+    pub fn set_health(&self, status: &'static str, error: Option<String>) {
+        if let Ok(mut guard) = self.health.lock() {
+            *guard = (status, error);
+        }
+    }
+
+    /// The task's health ("ok" until a check says otherwise) and its error.
+    pub fn health(&self) -> (&'static str, Option<String>) {
+        match self.health.lock() {
+            Ok(guard) if !guard.0.is_empty() => guard.clone(),
+            _ => ("ok", None),
         }
     }
 
@@ -121,8 +139,14 @@ pub struct MetricsReport {
     pub consume_bytes_rate: f64,
     /// Bytes per second produced since the previous report.
     pub produce_bytes_rate: f64,
-    /// High watermark minus consumer position, per `topic-partition`.
+    /// Records not yet committed, per `topic-partition`: the last stable
+    /// offset (the high watermark without transactions) minus the committed offset.
     pub lag: BTreeMap<String, i64>,
+    /// "ok", "degraded" (the consumer reports errors, every partition
+    /// progresses) or "stalled" (a partition makes no progress because of them).
+    pub health: &'static str,
+    /// The error behind a health other than "ok".
+    pub error: Option<String>,
 }
 
 /// Turns successive snapshots into reports with rates.
@@ -152,6 +176,7 @@ impl RateReporter {
         let counters = metrics.snapshot();
         let secs = now.duration_since(self.at).as_secs_f64().max(1e-3);
         let rate = |cur: u64, prev: u64| cur.saturating_sub(prev) as f64 / secs;
+        let (health, error) = metrics.health();
         let report = MetricsReport {
             kind: "metrics",
             task_id: task_id.to_owned(),
@@ -162,6 +187,8 @@ impl RateReporter {
             consume_bytes_rate: rate(counters.bytes_consumed, self.previous.bytes_consumed),
             produce_bytes_rate: rate(counters.bytes_produced, self.previous.bytes_produced),
             lag: metrics.lag(),
+            health,
+            error,
         };
         self.previous = counters;
         self.at = now;
@@ -192,5 +219,12 @@ mod tests {
         assert_eq!(json["records_consumed"], 110);
         assert_eq!(json["task_id"], "task");
         assert_eq!(json["server_id"], 3);
+        assert_eq!(json["health"], "ok");
+        assert_eq!(json["error"], serde_json::Value::Null);
+        m.set_health("stalled", Some("t-0 has made no progress".into()));
+        let third = r.report(&m, "task", 3, t0 + Duration::from_secs(4));
+        let json = serde_json::to_value(&third).expect("serializes");
+        assert_eq!(json["health"], "stalled");
+        assert_eq!(json["error"], "t-0 has made no progress");
     }
 }

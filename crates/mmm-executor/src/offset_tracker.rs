@@ -10,15 +10,15 @@ use std::collections::VecDeque;
 /// The delivery state of the records of one source partition.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    /// Offsets sent and not yet popped, ascending; `true` once delivered.
+    /// Offsets sent and not yet popped, ascending (an offset appears twice
+    /// after a rewind while its first copy is still in flight); `true` once
+    /// its delivery is settled (acknowledged or failed).
     in_flight: VecDeque<(i64, bool)>,
-    /// Number of entries in `in_flight` not delivered yet.
+    /// Number of entries in `in_flight` not settled yet.
     pending: usize,
-    /// One past the highest offset known delivered with nothing below it in flight.
-    delivered_up_to: Option<i64>,
     /// The first offset whose delivery failed for good: nothing at or past it is committable.
     failed_at: Option<i64>,
-    /// The highest offset handed to `track`.
+    /// The offset last handed to `track`: the consumer's position is one past it.
     last_tracked: Option<i64>,
 }
 
@@ -41,23 +41,44 @@ impl OffsetTracker {
         Self::default()
     }
 
-    /// Notes that the record at `offset` was handed to the producer.
+    /// Notes that the record at `offset` was handed to the producer. An
+    /// offset at or below the last one is a rewind (an offset reset or a
+    /// truncated log): it is tracked too, the records still in flight are
+    /// kept, and the rewind is reported so that it can be logged.
     pub fn track(&mut self, offset: i64) -> Result<(), TrackError> {
-        if let Some(last) = self.last_tracked {
-            if offset <= last {
-                return Err(TrackError::NotAscending { offset, last });
-            }
-        }
+        let rewind = self.last_tracked.filter(|&last| offset <= last);
         self.last_tracked = Some(offset);
-        self.in_flight.push_back((offset, false));
         self.pending += 1;
-        Ok(())
+        if self.in_flight.back().is_none_or(|&(o, _)| o <= offset) {
+            self.in_flight.push_back((offset, false));
+        } else {
+            // Only after a rewind, while records of before it are in flight.
+            let at = self.in_flight.partition_point(|&(o, _)| o <= offset);
+            self.in_flight.insert(at, (offset, false));
+        }
+        match rewind {
+            None => Ok(()),
+            Some(last) => Err(TrackError::NotAscending { offset, last }),
+        }
     }
 
+    /// The index of an unsettled entry for `offset`.
     fn position(&self, offset: i64) -> Option<usize> {
-        self.in_flight
-            .binary_search_by_key(&offset, |&(o, _)| o)
-            .ok()
+        let start = self.in_flight.partition_point(|&(o, _)| o < offset);
+        (start..self.in_flight.len())
+            .take_while(|&i| self.in_flight[i].0 == offset)
+            .find(|&i| !self.in_flight[i].1)
+    }
+
+    fn settle(&mut self, i: usize) {
+        self.in_flight[i].1 = true;
+        self.pending -= 1;
+        while let Some(&(front, true)) = self.in_flight.front() {
+            if self.failed_at.is_some_and(|f| front >= f) {
+                break;
+            }
+            self.in_flight.pop_front();
+        }
     }
 
     /// Notes that the target acknowledged the record at `offset`. Returns
@@ -66,46 +87,36 @@ impl OffsetTracker {
         let Some(i) = self.position(offset) else {
             return false;
         };
-        if self.in_flight[i].1 {
-            return false;
-        }
-        self.in_flight[i].1 = true;
-        self.pending -= 1;
-        while let Some(&(front, true)) = self.in_flight.front() {
-            if self.failed_at.is_some_and(|f| front >= f) {
-                break;
-            }
-            self.in_flight.pop_front();
-            self.delivered_up_to = Some(front + 1);
-        }
+        self.settle(i);
         true
     }
 
-    /// Notes that the record at `offset` will never reach the target.
+    /// Notes that the record at `offset` will never reach the target: it no
+    /// longer counts as in flight, and nothing at or past it is committable.
     /// Returns false for an offset not in flight.
     pub fn failed(&mut self, offset: i64) -> bool {
-        if self.position(offset).is_none() {
+        let Some(i) = self.position(offset) else {
             return false;
-        }
+        };
         self.failed_at = Some(self.failed_at.map_or(offset, |f| f.min(offset)));
+        self.settle(i);
         true
     }
 
-    /// The offset the group may commit: the lowest offset not delivered, or one
-    /// past the last delivered when nothing is in flight. `None` before the
-    /// first delivery.
+    /// The offset the group may commit: the lowest offset not delivered, or
+    /// one past the last tracked when everything was; never past the
+    /// consumer's position (after a rewind, records above it may be new).
+    /// `None` before the first record.
     pub fn committable(&self) -> Option<i64> {
+        let position = self.last_tracked?.checked_add(1)?;
         let bound = match self.in_flight.front() {
-            Some(&(lowest, _)) => Some(lowest),
-            None => self.delivered_up_to,
+            Some(&(lowest, _)) => lowest.min(position),
+            None => position,
         };
-        match (bound, self.failed_at) {
-            (Some(b), Some(f)) => Some(b.min(f)),
-            (b, _) => b,
-        }
+        Some(self.failed_at.map_or(bound, |f| bound.min(f)))
     }
 
-    /// Records sent and not yet acknowledged.
+    /// Records sent and not yet settled.
     pub fn in_flight(&self) -> usize {
         self.pending
     }
@@ -115,7 +126,7 @@ impl OffsetTracker {
         self.failed_at.is_some()
     }
 
-    /// The highest offset handed to the producer.
+    /// The offset last handed to the producer.
     pub fn last_tracked(&self) -> Option<i64> {
         self.last_tracked
     }
@@ -169,14 +180,54 @@ mod tests {
     }
 
     #[test]
-    fn offsets_must_ascend() {
+    fn a_rewind_is_reported_and_keeps_the_records_in_flight() {
         let mut t = OffsetTracker::new();
-        t.track(3).expect("ascending");
+        for o in 100..110 {
+            t.track(o).expect("ascending");
+        }
+        assert!(t.delivered(100));
+        // The position is reset to 50 (or the log was truncated there).
         assert_eq!(
-            t.track(3),
-            Err(TrackError::NotAscending { offset: 3, last: 3 })
+            t.track(50),
+            Err(TrackError::NotAscending {
+                offset: 50,
+                last: 109
+            })
         );
+        assert_eq!(t.in_flight(), 10);
+        assert_eq!(t.committable(), Some(50));
+        assert!(t.delivered(50));
+        // Records 101..110 of before the rewind are still in flight, and the
+        // consumer stands at 51: nothing past either is committable.
+        assert_eq!(t.committable(), Some(51));
+        for o in 51..=105 {
+            let _ = t.track(o);
+        }
+        for o in 51..=105 {
+            assert!(t.delivered(o), "new copy of {o}");
+        }
+        assert_eq!(
+            t.committable(),
+            Some(101),
+            "old copies 101.. still in flight"
+        );
+        for o in 101..110 {
+            assert!(t.delivered(o), "old copy of {o}");
+        }
+        assert_eq!(t.committable(), Some(106), "the consumer stands at 106");
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_failed_delivery_is_no_longer_in_flight() {
+        let mut t = OffsetTracker::new();
+        t.track(1).expect("ascending");
+        t.track(2).expect("ascending");
+        assert!(t.failed(1));
         assert_eq!(t.in_flight(), 1);
+        assert!(t.delivered(2));
+        assert_eq!(t.in_flight(), 0);
+        assert_eq!(t.committable(), Some(1));
     }
 
     #[test]

@@ -1,14 +1,41 @@
 //! Where the records of a source topic go: the target topic's name, and a
-//! check (or creation) of its partitions.
+//! check (or creation, or growth) of its partitions.
+//!
+//! A created target topic mirrors its source: the same partition count and
+//! the source topic's configuration that gives the data its meaning
+//! ([`COPIED_CONFIGS`], read with DescribeConfigs), so that a compacted source
+//! stays compacted on the target. Its replication factor is the task's
+//! `replication_factor`, else the broker's default; a broker that refuses
+//! either fails the task with a message naming the topic, never a silent
+//! factor of 1.
 
 use std::time::{Duration, Instant};
 
 use mmm_core::task_data::{Partitioning, TaskData};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, ConfigEntry, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
 use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::engine::EngineError;
+
+/// The topic configurations copied from a source topic to the target topic
+/// the executor creates: those that change what the log keeps and means.
+pub const COPIED_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "retention.ms",
+    "retention.bytes",
+    "max.message.bytes",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "delete.retention.ms",
+    "min.cleanable.dirty.ratio",
+    "message.timestamp.type",
+    "segment.bytes",
+    "segment.ms",
+];
 
 /// The partition count of `topic`, `None` when the cluster does not know it.
 pub fn partition_count<C: ClientContext>(
@@ -48,28 +75,51 @@ pub struct Route {
     pub target: String,
     /// Whether records keep their source partition number.
     pub preserve: bool,
+    /// The source topic's partition count when the route was made: a record
+    /// of a higher partition means the source grew.
+    pub source_partitions: i32,
 }
 
-/// Resolves, checks and if allowed creates the target topic of `source`.
+/// The clients topic preparation talks through.
+pub struct Clusters<'a, S: ClientContext, T: ClientContext> {
+    /// The source consumer's client (metadata).
+    pub source: &'a Client<S>,
+    /// The target producer's client (metadata the producer will use).
+    pub target: &'a Client<T>,
+    /// Admin requests to the source cluster (DescribeConfigs).
+    pub source_admin: &'a AdminClient<DefaultClientContext>,
+    /// Admin requests to the target cluster (CreateTopics, CreatePartitions).
+    pub target_admin: &'a AdminClient<DefaultClientContext>,
+}
+
+/// Resolves, checks and if allowed creates or grows the target topic of `source`.
 pub fn prepare<S: ClientContext, T: ClientContext>(
     task: &TaskData,
-    source_client: &Client<S>,
-    target_client: &Client<T>,
-    admin: &AdminClient<DefaultClientContext>,
+    clusters: &Clusters<'_, S, T>,
     source: &str,
     timeout: Duration,
 ) -> Result<Route, EngineError> {
     let target = task.target_topic(source);
-    let source_partitions =
-        partition_count(source_client, source, timeout, "source")?.ok_or_else(|| {
-            EngineError::SourceTopicMissing {
-                topic: source.to_owned(),
-            }
+    let source_partitions = partition_count(clusters.source, source, timeout, "source")?
+        .ok_or_else(|| EngineError::SourceTopicMissing {
+            topic: source.to_owned(),
         })?;
-    let target_partitions = match partition_count(target_client, &target, timeout, "target")? {
+    let target_partitions = match partition_count(clusters.target, &target, timeout, "target")? {
+        Some(n) if n < source_partitions && task.create_topics => {
+            grow(clusters, &target, n, source_partitions, timeout)?;
+            source_partitions
+        }
         Some(n) => n,
         None if task.create_topics => {
-            create(admin, target_client, &target, source_partitions, timeout)?;
+            let configs = source_configs(clusters.source_admin, source, timeout)?;
+            create(
+                clusters,
+                &target,
+                source_partitions,
+                task.replication_factor,
+                &configs,
+                timeout,
+            )?;
             source_partitions
         }
         None => {
@@ -95,14 +145,60 @@ pub fn prepare<S: ClientContext, T: ClientContext>(
         target_partitions,
         "target topic ready"
     );
-    Ok(Route { target, preserve })
+    Ok(Route {
+        target,
+        preserve,
+        source_partitions,
+    })
 }
 
-fn create<T: ClientContext>(
+/// The configurations of [`COPIED_CONFIGS`] among a topic's described
+/// entries, in that order; sensitive and valueless entries are left out.
+pub fn copied_configs(entries: &[ConfigEntry]) -> Vec<(String, String)> {
+    COPIED_CONFIGS
+        .iter()
+        .filter_map(|&name| {
+            let entry = entries.iter().find(|e| e.name == name)?;
+            if entry.is_sensitive {
+                return None;
+            }
+            Some((name.to_owned(), entry.value.clone()?))
+        })
+        .collect()
+}
+
+/// Reads the configuration of source topic `topic` worth copying.
+fn source_configs(
     admin: &AdminClient<DefaultClientContext>,
-    target_client: &Client<T>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(String, String)>, EngineError> {
+    let fail = |reason: String| EngineError::SourceConfig {
+        topic: topic.to_owned(),
+        reason,
+    };
+    let options = AdminOptions::new().request_timeout(Some(timeout));
+    let results = futures::executor::block_on(
+        admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    match results.into_iter().next() {
+        Some(Ok(resource)) => {
+            let configs = copied_configs(&resource.entries);
+            tracing::info!(topic, ?configs, "source topic configuration");
+            Ok(configs)
+        }
+        Some(Err(code)) => Err(fail(code.to_string())),
+        None => Err(fail("the broker returned no result".into())),
+    }
+}
+
+fn create<S: ClientContext, T: ClientContext>(
+    clusters: &Clusters<'_, S, T>,
     topic: &str,
     partitions: i32,
+    replication_factor: Option<u16>,
+    configs: &[(String, String)],
     timeout: Duration,
 ) -> Result<(), EngineError> {
     let options = AdminOptions::new().operation_timeout(Some(timeout));
@@ -110,25 +206,81 @@ fn create<T: ClientContext>(
         topic: topic.to_owned(),
         reason,
     };
-    // -1 asks for the broker's default replication factor (KIP-464); a broker
-    // too old for that refuses it, and gets an explicit factor of 1.
-    for replication in [-1, 1] {
-        let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
-        let results = futures::executor::block_on(admin.create_topics([&new_topic], &options))
-            .map_err(|e| fail(e.to_string()))?;
-        match results.into_iter().next() {
-            Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => {
-                tracing::info!(topic, partitions, replication, "created target topic");
-                return wait_for_partitions(target_client, topic, partitions, timeout);
-            }
-            Some(Err((_, RDKafkaErrorCode::InvalidReplicationFactor))) if replication == -1 => {
-                continue
-            }
-            Some(Err((_, code))) => return Err(fail(code.to_string())),
-            None => return Err(fail("the broker returned no result".into())),
-        }
+    // -1 asks for the broker's default replication factor (KIP-464).
+    let replication = replication_factor.map_or(-1, i32::from);
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    for (key, value) in configs {
+        new_topic = new_topic.set(key, value);
     }
-    Err(fail("no replication factor was accepted".into()))
+    let results =
+        futures::executor::block_on(clusters.target_admin.create_topics([&new_topic], &options))
+            .map_err(|e| fail(e.to_string()))?;
+    match results.into_iter().next() {
+        Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => {
+            tracing::info!(
+                topic,
+                partitions,
+                replication,
+                ?configs,
+                "created target topic"
+            );
+            wait_for_partitions(clusters.target, topic, partitions, timeout)
+        }
+        Some(Err((_, code))) => Err(fail(refusal(code, replication_factor, configs))),
+        None => Err(fail("the broker returned no result".into())),
+    }
+}
+
+/// Why the target refused to create a topic, for the task's failure.
+fn refusal(
+    code: RDKafkaErrorCode,
+    replication_factor: Option<u16>,
+    configs: &[(String, String)],
+) -> String {
+    match (code, replication_factor) {
+        (RDKafkaErrorCode::InvalidReplicationFactor, None) => format!(
+            "{code}: the broker cannot apply its default replication factor (before \
+             Kafka 2.4); set [mirror] replication_factor"
+        ),
+        (_, rf) => format!(
+            "{code} (replication factor {}, configuration {configs:?})",
+            rf.map_or("the broker's default".to_owned(), |rf| rf.to_string())
+        ),
+    }
+}
+
+/// Adds partitions to target topic `topic` until it has `partitions`.
+fn grow<S: ClientContext, T: ClientContext>(
+    clusters: &Clusters<'_, S, T>,
+    topic: &str,
+    from: i32,
+    partitions: i32,
+    timeout: Duration,
+) -> Result<(), EngineError> {
+    let fail = |reason: String| EngineError::GrowTopic {
+        topic: topic.to_owned(),
+        from,
+        to: partitions,
+        reason,
+    };
+    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    let count = usize::try_from(partitions).map_err(|_| fail("negative count".into()))?;
+    let request = NewPartitions::new(topic, count);
+    let results = futures::executor::block_on(
+        clusters
+            .target_admin
+            .create_partitions([&request], &options),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    match results.into_iter().next() {
+        // Another task may have grown it first.
+        Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::InvalidPartitions))) => {
+            tracing::info!(topic, from, partitions, "grew target topic");
+            wait_for_partitions(clusters.target, topic, partitions, timeout)
+        }
+        Some(Err((_, code))) => Err(fail(code.to_string())),
+        None => Err(fail("the broker returned no result".into())),
+    }
 }
 
 fn wait_for_partitions<T: ClientContext>(
@@ -152,5 +304,63 @@ fn wait_for_partitions<T: ClientContext>(
             });
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::admin::ConfigSource;
+
+    fn entry(name: &str, value: Option<&str>, sensitive: bool) -> ConfigEntry {
+        ConfigEntry {
+            name: name.into(),
+            value: value.map(str::to_owned),
+            source: ConfigSource::DynamicTopic,
+            is_read_only: false,
+            is_default: false,
+            is_sensitive: sensitive,
+        }
+    }
+
+    #[test]
+    fn a_refused_replication_factor_is_explained_never_replaced() {
+        let text = refusal(RDKafkaErrorCode::InvalidReplicationFactor, Some(3), &[]);
+        assert!(text.contains("replication factor 3"), "{text}");
+        let text = refusal(RDKafkaErrorCode::InvalidReplicationFactor, None, &[]);
+        assert!(text.contains("[mirror] replication_factor"), "{text}");
+        let configs = [("cleanup.policy".to_owned(), "compact".to_owned())];
+        let text = refusal(RDKafkaErrorCode::PolicyViolation, None, &configs);
+        assert!(
+            text.contains("the broker's default") && text.contains("compact"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_meaningful_configs_of_a_compacted_source_are_copied() {
+        let entries = vec![
+            entry("segment.jitter.ms", Some("0"), false),
+            entry("retention.ms", Some("86400000"), false),
+            entry("cleanup.policy", Some("compact"), false),
+            entry("min.compaction.lag.ms", Some("1000"), false),
+            entry("message.timestamp.type", Some("LogAppendTime"), false),
+            entry("max.message.bytes", Some("2097152"), false),
+            entry("retention.bytes", None, false),
+            entry("min.cleanable.dirty.ratio", Some("0.1"), true),
+        ];
+        assert_eq!(
+            copied_configs(&entries),
+            vec![
+                ("cleanup.policy".to_owned(), "compact".to_owned()),
+                ("retention.ms".to_owned(), "86400000".to_owned()),
+                ("max.message.bytes".to_owned(), "2097152".to_owned()),
+                ("min.compaction.lag.ms".to_owned(), "1000".to_owned()),
+                (
+                    "message.timestamp.type".to_owned(),
+                    "LogAppendTime".to_owned()
+                ),
+            ]
+        );
     }
 }

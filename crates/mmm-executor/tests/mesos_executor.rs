@@ -376,16 +376,15 @@ fn preserve_with_too_few_target_partitions_gives_task_failed() {
     let sandbox = tempfile::tempdir().expect("sandbox");
     let _executor = spawn_executor(&agent, sandbox.path(), &[]);
     agent.wait_subscribed(1, Duration::from_secs(20));
-    agent.launch(
-        "task-1",
-        &task(
-            &source.bootstrap(),
-            &target.bootstrap(),
-            &[&topic],
-            &group(),
-        )
-        .to_json(),
+    let mut data = task(
+        &source.bootstrap(),
+        &target.bootstrap(),
+        &[&topic],
+        &group(),
     );
+    // With create_topics the target would be grown to the source's count.
+    data.create_topics = false;
+    agent.launch("task-1", &data.to_json());
     let failed = agent.wait_for_state(TaskState::TaskFailed, Duration::from_secs(60));
     assert_eq!(failed.reason, Some(REASON_TASK_INVALID));
     let message = failed.message.unwrap_or_default();

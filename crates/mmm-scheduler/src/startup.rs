@@ -27,6 +27,11 @@ pub enum StartupError {
     Properties(#[from] mmm_core::properties::PropertiesError),
     #[error("{0}")]
     KafkaProps(#[from] kafka_props::KafkaPropsError),
+    #[error("{file}: {source}")]
+    Guarantee {
+        file: String,
+        source: mmm_core::delivery_guarantees::GuaranteeError,
+    },
     #[error("{file}: librdkafka refuses the {role} configuration: {reason}")]
     Librdkafka {
         file: String,
@@ -92,8 +97,26 @@ pub fn load_kafka(path: &Path, role: Role) -> Result<BTreeMap<String, String>, S
     for dropped in &mapped.dropped {
         tracing::warn!(file = %name, %role, key = %dropped.key, reason = %dropped.reason, "Kafka property dropped: no librdkafka equivalent");
     }
+    check_guarantees(&name, role, &mapped.config)?;
     validate_with_librdkafka(&name, role, &mapped.config)?;
     Ok(mapped.config)
+}
+
+/// Refuses settings that would weaken the mirror's delivery guarantees.
+fn check_guarantees(
+    file: &str,
+    role: Role,
+    config: &BTreeMap<String, String>,
+) -> Result<(), StartupError> {
+    use mmm_core::delivery_guarantees::{check_consumer, check_producer};
+    match role {
+        Role::Consumer => check_consumer(config),
+        Role::Producer => check_producer(config),
+    }
+    .map_err(|source| StartupError::Guarantee {
+        file: file.to_owned(),
+        source,
+    })
 }
 
 /// Builds a client from the configuration: librdkafka checks every name
@@ -215,6 +238,39 @@ mod tests {
             ),
             "bad value [redacted] for sasl.password"
         );
+    }
+
+    #[test]
+    fn weaker_delivery_settings_are_refused_at_start_naming_file_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (text, key) in [
+            ("bootstrap.servers=b:9092\nacks=1\n", "acks"),
+            (
+                "bootstrap.servers=b:9092\nenable.idempotence=false\n",
+                "enable.idempotence",
+            ),
+            (
+                "bootstrap.servers=b:9092\ntransactional.id=mm\n",
+                "transactional.id",
+            ),
+        ] {
+            let p = write(dir.path(), "producer.properties", text);
+            let err = load_kafka(&p, Role::Producer).expect_err("refused");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("producer.properties") && msg.contains(&format!("`{key}`")),
+                "{msg}"
+            );
+        }
+        let c = write(
+            dir.path(),
+            "consumer.properties",
+            "bootstrap.servers=b:9092\ngroup.id=g\nisolation.level=read_uncommitted\n",
+        );
+        let msg = load_kafka(&c, Role::Consumer)
+            .expect_err("refused")
+            .to_string();
+        assert!(msg.contains("`isolation.level`"), "{msg}");
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub(crate) fn task_data(settings: &Settings, server: &Server) -> TaskData {
     data.target_topic_prefix = settings.mirror.target_topic_prefix.clone();
     data.target_topic_suffix = settings.mirror.target_topic_suffix.clone();
     data.create_topics = settings.mirror.create_topics;
+    data.replication_factor = settings.mirror.replication_factor;
+    data.stall_timeout_ms = settings.mirror.stall_timeout_ms;
     data
 }
 

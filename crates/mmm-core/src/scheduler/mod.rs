@@ -10,6 +10,7 @@ mod action;
 mod backoff;
 mod command;
 mod event;
+mod health;
 mod launch;
 mod offers;
 mod operator;
@@ -26,6 +27,7 @@ use mesos_proto::v1;
 pub use action::Action;
 pub use command::{AddServers, Command, CommandError, CommandOutcome};
 pub use event::Event;
+pub use health::HEALTH_OK;
 pub use launch::server_of_task;
 pub use settings::{Settings, DEFAULT_EXECUTOR_COMMAND, MAX_ADD_PER_CALL};
 
@@ -128,7 +130,10 @@ impl Scheduler {
                 self.offers_suppressed = None;
                 self.kills_sent.clear();
             }
-            Event::Tick => self.on_tick(now_ms, &mut out),
+            Event::Tick => {
+                self.forget_attempts_of_healthy_tasks(now_ms);
+                self.on_tick(now_ms, &mut out)
+            }
         }
         self.finish(out)
     }

@@ -3,7 +3,7 @@
 //! | Mesos state                    | operator goal | server becomes                      |
 //! |--------------------------------|---------------|-------------------------------------|
 //! | STAGING, STARTING, KILLING     | any           | unchanged (message kept)            |
-//! | RUNNING                        | any           | Running (from Starting)             |
+//! | RUNNING                        | any           | Running (from Starting); attempts kept until a healthy run |
 //! | UNREACHABLE                    | any           | unchanged, marked; replaced on timeout |
 //! | FINISHED                       | Run           | Finished                            |
 //! | FAILED, KILLED, LOST, ERROR, DROPPED, GONE, GONE_BY_OPERATOR, UNKNOWN | Run | Starting with a backoff, or Failed after too many launches |
@@ -99,7 +99,7 @@ impl Scheduler {
                     if let Err(e) = server.transition(ServerState::Running, now_ms, Some(message)) {
                         tracing::error!(error = %e, "cannot record TASK_RUNNING");
                     }
-                    server.launch_attempts = 0;
+                    // Attempts are forgotten only after a healthy run (health.rs).
                     self.dirty = true;
                 }
             }

@@ -34,6 +34,7 @@ pub fn settings() -> Settings {
             unreachable_timeout_ms: 60_000,
             shutdown_grace_period_ms: 5_000,
             constraints: Vec::new(),
+            ..SchedulerTuning::default()
         },
         ..Settings::default()
     }

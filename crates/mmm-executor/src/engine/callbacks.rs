@@ -5,7 +5,7 @@ use super::state::Shared;
 use super::worker::{OFFSET_BITS, OFFSET_MASK};
 use super::EngineError;
 use rdkafka::config::RDKafkaLogLevel;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,6 +70,7 @@ impl ProducerContext for DeliveryContext {
                 if let Some(slot) = state.slots.get_mut(slot_index) {
                     slot.tracker.delivered(offset);
                 }
+                state.settle_retiring(slot_index);
                 Metrics::add(&self.shared.metrics.records_produced, 1);
                 Metrics::add(&self.shared.metrics.bytes_produced, bytes as u64);
             }
@@ -88,11 +89,15 @@ impl ProducerContext for DeliveryContext {
                     return;
                 };
                 slot.tracker.failed(offset);
+                let topic = slot.topic.clone();
+                let partition = slot.partition;
+                let target_topic = slot.target_topic.clone();
+                state.settle_retiring(slot_index);
                 let failure = EngineError::Delivery {
-                    topic: slot.topic.clone(),
-                    partition: slot.partition,
+                    topic,
+                    partition,
                     offset,
-                    target_topic: slot.target_topic.clone(),
+                    target_topic,
                     source: Box::new(err.clone()),
                 };
                 if state.failure.is_none() {
@@ -107,6 +112,8 @@ impl ProducerContext for DeliveryContext {
 pub(super) struct RebalanceContext {
     pub(super) shared: Arc<Shared>,
     pub(super) producer: Arc<BaseProducer<DeliveryContext>>,
+    /// How long a revoke waits for the revoked partitions' deliveries: the
+    /// group's session timeout, after which their new owner reads them anyway.
     pub(super) drain_timeout: Duration,
 }
 
@@ -116,23 +123,49 @@ impl ClientContext for RebalanceContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        Metrics::add(&self.shared.metrics.consume_errors, 1);
+        // Counted where the loop receives the same error from `poll`.
         tracing::warn!(client = "consumer", %error, "librdkafka: {reason}");
     }
 
-    /// librdkafka's statistics carry each partition's cached high watermark
-    /// and position, so the lag costs no request.
+    /// librdkafka's statistics carry each partition's cached watermarks,
+    /// position and committed offset, so the lag costs no request.
     fn stats(&self, statistics: Statistics) {
         let mut lag = BTreeMap::new();
+        let mut caught_up = HashSet::new();
         for (name, topic) in &statistics.topics {
             for (id, p) in &topic.partitions {
-                if *id < 0 || p.hi_offset < 0 || p.app_offset < 0 {
+                if *id < 0 || !p.desired {
                     continue;
                 }
-                lag.insert(format!("{name}-{id}"), (p.hi_offset - p.app_offset).max(0));
+                // read_committed: records past the last stable offset cannot be read yet.
+                let end = if p.ls_offset >= 0 {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                if end < 0 {
+                    continue;
+                }
+                let position = if p.app_offset >= 0 {
+                    p.app_offset
+                } else {
+                    p.lo_offset
+                };
+                if position >= end {
+                    caught_up.insert((name.clone(), *id));
+                }
+                let committed = if p.committed_offset >= 0 {
+                    p.committed_offset
+                } else {
+                    p.lo_offset
+                };
+                if committed >= 0 {
+                    lag.insert(format!("{name}-{id}"), (end - committed).max(0));
+                }
             }
         }
         self.shared.metrics.set_lag(lag);
+        self.shared.lock().caught_up = caught_up;
     }
 }
 
@@ -183,13 +216,10 @@ impl ConsumerContext for RebalanceContext {
             .commit(consumer, &list, &marks, CommitMode::Sync);
         let mut state = self.shared.lock();
         for &i in &revoked {
-            if let Some(slot) = state.slots.get_mut(i) {
-                slot.assigned = false;
-                slot.tracker.reset();
-                slot.last_committed = None;
-            }
+            state.release(i);
         }
         state.rebalances += 1;
+        self.shared.generation.fetch_add(1, Ordering::Release);
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

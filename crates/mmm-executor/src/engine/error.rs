@@ -66,6 +66,48 @@ pub enum EngineError {
         /// The cause.
         reason: String,
     },
+    /// The source topic's configuration could not be read for its copy.
+    #[error("reading the configuration of source topic {topic} (to create its target topic with it) failed: {reason}")]
+    SourceConfig {
+        /// The source topic.
+        topic: String,
+        /// The cause.
+        reason: String,
+    },
+    /// The target topic could not grow with its source.
+    #[error("adding partitions to target topic {topic} ({from} to {to}, as its source grew) failed: {reason}")]
+    GrowTopic {
+        /// The target topic.
+        topic: String,
+        /// Its partition count.
+        from: i32,
+        /// The source's partition count.
+        to: i32,
+        /// The cause.
+        reason: String,
+    },
+    /// `auto.offset.reset` is `error` (Java's `none`) and a partition has no
+    /// usable committed offset.
+    #[error("source partition(s) {partitions} have no committed offset in range and auto.offset.reset is \"error\" (Java's \"none\"): commit offsets for the group or set auto.offset.reset ({reason})")]
+    NoOffset {
+        /// `topic-partition` names.
+        partitions: String,
+        /// The consumer's error.
+        reason: String,
+    },
+    /// A partition made no progress for the stall timeout because of a
+    /// persistent error.
+    #[error("source partition {topic}-{partition} made no progress for {seconds} s (stall_timeout_ms) while the consumer reported: {error}")]
+    Stalled {
+        /// The source topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// How long it made no progress.
+        seconds: u64,
+        /// The last consumer error.
+        error: String,
+    },
     /// The producer refused a record outright.
     #[error(
         "producing source record {topic}/{partition}@{offset} to {target_topic} failed: {source}"
@@ -125,6 +167,7 @@ impl EngineError {
                 | EngineError::Subscribe { .. }
                 | EngineError::TargetTopicMissing { .. }
                 | EngineError::TooFewTargetPartitions { .. }
+                | EngineError::NoOffset { .. }
         )
     }
 }

@@ -8,6 +8,7 @@
 
 mod callbacks;
 mod error;
+mod stall;
 mod state;
 mod worker;
 
@@ -29,7 +30,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::BaseProducer;
 use tokio::sync::oneshot;
 
-use crate::kafka_config::{consumer_config, producer_config};
+use crate::kafka_config::{admin_config, consumer_config, producer_config};
 use crate::metrics::Metrics;
 
 /// Bounds and timeouts of the engine.
@@ -39,8 +40,10 @@ pub struct Limits {
     pub max_in_flight_records: usize,
     /// Key and value bytes in flight, at most.
     pub max_in_flight_bytes: usize,
-    /// How long a revoke waits for the revoked partitions' deliveries.
-    pub revoke_drain_timeout: Duration,
+    /// How long a revoke waits for the revoked partitions' deliveries;
+    /// `None`: the group's `session.timeout.ms` (librdkafka's default 45 s),
+    /// after which the partitions' new owner reads them anyway.
+    pub revoke_drain_timeout: Option<Duration>,
     /// Metadata and topic creation calls.
     pub metadata_timeout: Duration,
 }
@@ -51,10 +54,18 @@ impl Default for Limits {
             // Measured: more records in flight bought no speed, only memory.
             max_in_flight_records: 20_000,
             max_in_flight_bytes: 8 * 1024 * 1024,
-            revoke_drain_timeout: Duration::from_secs(10),
+            revoke_drain_timeout: None,
             metadata_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// The group's session timeout: librdkafka's default unless the consumer sets one.
+fn session_timeout(consumer: &mmm_core::task_data::Properties) -> Duration {
+    consumer
+        .get("session.timeout.ms")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(45), Duration::from_millis)
 }
 
 /// What a stopped engine leaves behind.
@@ -99,6 +110,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             metrics: metrics.clone(),
+            generation: AtomicU64::new(0),
         });
         let producer: BaseProducer<DeliveryContext> = producer_config(&task.producer)
             .create_with_context(DeliveryContext {
@@ -115,11 +127,20 @@ impl Engine {
                 client: "producer",
                 source: Box::new(source),
             })?;
+        let source_admin: AdminClient<DefaultClientContext> = admin_config(&task.consumer)
+            .create()
+            .map_err(|source| EngineError::Config {
+                client: "consumer",
+                source: Box::new(source),
+            })?;
+        let drain_timeout = limits
+            .revoke_drain_timeout
+            .unwrap_or_else(|| session_timeout(&task.consumer));
         let consumer: BaseConsumer<RebalanceContext> = consumer_config(&task.consumer)
             .create_with_context(RebalanceContext {
                 shared: shared.clone(),
                 producer: producer.clone(),
-                drain_timeout: limits.revoke_drain_timeout,
+                drain_timeout,
             })
             .map_err(|source| EngineError::Config {
                 client: "consumer",
@@ -149,9 +170,11 @@ impl Engine {
             consumer,
             producer,
             admin,
+            source_admin,
             shared,
             control: control.clone(),
             routes: Routes::default(),
+            stall: Default::default(),
         };
         let thread = std::thread::Builder::new()
             .name("replication".into())

@@ -1,6 +1,8 @@
 //! The bookkeeping shared by the loop and librdkafka's callbacks.
 
 use super::EngineError;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -19,23 +21,99 @@ pub(super) struct Slot {
     pub(super) tracker: OffsetTracker,
     pub(super) assigned: bool,
     pub(super) last_committed: Option<i64>,
+    /// Revoked with records still in flight: freed once their reports are in.
+    pub(super) retiring: bool,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct State {
+    /// Indexed by the slot number the delivery opaque carries.
     pub(super) slots: Vec<Slot>,
+    /// The slot of each (topic, partition) that has one.
+    index: HashMap<String, HashMap<i32, usize>>,
+    /// Slots free for reuse.
+    free: Vec<usize>,
     pub(super) in_flight_records: usize,
     pub(super) in_flight_bytes: usize,
     pub(super) failure: Option<EngineError>,
     /// Bumped on every rebalance, so the loop re-applies a pause.
     pub(super) rebalances: u64,
+    /// Assigned partitions the latest statistics show with nothing left to read.
+    pub(super) caught_up: std::collections::HashSet<(String, i32)>,
 }
 
 impl State {
     pub(super) fn find_slot(&self, topic: &str, partition: i32) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|s| s.partition == partition && s.topic == topic)
+        self.index.get(topic)?.get(&partition).copied()
+    }
+
+    /// The slot of (`topic`, `partition`), taken from the free ones or added.
+    pub(super) fn slot_for(&mut self, topic: &str, target_topic: &str, partition: i32) -> usize {
+        if let Some(i) = self.find_slot(topic, partition) {
+            self.slots[i].assigned = true;
+            return i;
+        }
+        let slot = Slot {
+            topic: topic.to_owned(),
+            target_topic: target_topic.to_owned(),
+            partition,
+            tracker: OffsetTracker::new(),
+            assigned: true,
+            last_committed: None,
+            retiring: false,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
+        self.index
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(partition, i);
+        i
+    }
+
+    /// Lets go of a revoked partition's slot: at once when nothing of it is in
+    /// flight, else once the last delivery report is in (a report must never
+    /// reach a slot that serves another partition by then).
+    pub(super) fn release(&mut self, i: usize) {
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
+        if let Some(parts) = self.index.get_mut(&slot.topic) {
+            if parts.get(&slot.partition) == Some(&i) {
+                parts.remove(&slot.partition);
+            }
+            if parts.is_empty() {
+                self.index.remove(&slot.topic);
+            }
+        }
+        slot.assigned = false;
+        slot.last_committed = None;
+        if slot.tracker.in_flight() == 0 {
+            slot.retiring = false;
+            slot.tracker.reset();
+            self.free.push(i);
+        } else {
+            slot.retiring = true;
+        }
+    }
+
+    /// Frees a retiring slot whose last delivery report came in.
+    pub(super) fn settle_retiring(&mut self, i: usize) {
+        if let Some(slot) = self.slots.get_mut(i) {
+            if slot.retiring && slot.tracker.in_flight() == 0 {
+                slot.retiring = false;
+                slot.tracker.reset();
+                self.free.push(i);
+            }
+        }
     }
 
     /// Offsets that changed since the last commit, for assigned partitions
@@ -88,6 +166,9 @@ impl State {
 pub(super) struct Shared {
     pub(super) state: Mutex<State>,
     pub(super) metrics: Arc<Metrics>,
+    /// Bumped when partitions are revoked, so that the loop drops the slot
+    /// numbers it cached (a freed slot may serve another partition next).
+    pub(super) generation: AtomicU64,
 }
 
 impl Shared {
@@ -124,5 +205,46 @@ impl Shared {
                 Err(err)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_found_by_name_and_reused_after_release() {
+        let mut state = State::default();
+        let a = state.slot_for("t", "t", 0);
+        let b = state.slot_for("t", "t", 1);
+        assert_ne!(a, b);
+        assert_eq!(state.slot_for("t", "t", 0), a);
+        assert_eq!(state.find_slot("t", 1), Some(b));
+        assert_eq!(state.find_slot("u", 0), None);
+
+        state.release(a);
+        assert_eq!(state.find_slot("t", 0), None);
+        assert!(!state.slots[a].assigned);
+        // A regex subscription over churning topics reuses freed slots.
+        let c = state.slot_for("other", "other", 5);
+        assert_eq!(c, a);
+        assert_eq!(state.slots.len(), 2);
+        assert_eq!(state.slots[c].topic, "other");
+    }
+
+    #[test]
+    fn a_slot_with_records_in_flight_is_freed_after_its_last_report() {
+        let mut state = State::default();
+        let a = state.slot_for("t", "t", 0);
+        state.slots[a].tracker.track(7).expect("ascending");
+        state.release(a);
+        assert!(state.slots[a].retiring);
+        // Not reused while a report may still come.
+        let b = state.slot_for("t", "t", 1);
+        assert_ne!(a, b);
+        assert!(state.slots[a].tracker.delivered(7));
+        state.settle_retiring(a);
+        assert!(!state.slots[a].retiring);
+        assert_eq!(state.slot_for("t", "t", 2), a);
     }
 }

@@ -1,7 +1,8 @@
 //! The replication loop and the forwarding of one record.
 
 use super::callbacks::{DeliveryContext, RebalanceContext};
-use super::state::{Shared, Slot};
+use super::stall::{PartitionView, StallWatch};
+use super::state::Shared;
 use super::{Control, EngineError, EngineResult, Limits, Summary};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -18,8 +19,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::Timestamp;
 
 use crate::metrics::Metrics;
-use crate::offset_tracker::OffsetTracker;
-use crate::target_topics::{self, Route};
+use crate::target_topics::{self, Clusters, Route};
 
 /// Source offsets travel to the delivery report packed with their partition
 /// slot in the producer's opaque pointer, which saves an allocation per record.
@@ -33,6 +33,9 @@ pub(super) const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
 /// How often the loop hands deliveries to the tracker while records stream in.
 pub(super) const DELIVERY_POLL_EVERY: u32 = 512;
+
+/// How often the loop checks the partitions' progress against consumer errors.
+pub(super) const STALL_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// A topic's route plus the slot of each of its partitions.
 pub(super) struct TopicRoute {
@@ -48,6 +51,8 @@ pub(super) struct Routes {
     pub(super) list: Vec<TopicRoute>,
     pub(super) index: HashMap<String, usize>,
     pub(super) last: usize,
+    /// The revoke generation the cached slot numbers belong to.
+    pub(super) generation: u64,
 }
 
 impl Routes {
@@ -75,9 +80,11 @@ pub(super) struct Worker {
     pub(super) consumer: BaseConsumer<RebalanceContext>,
     pub(super) producer: Arc<BaseProducer<DeliveryContext>>,
     pub(super) admin: AdminClient<DefaultClientContext>,
+    pub(super) source_admin: AdminClient<DefaultClientContext>,
     pub(super) shared: Arc<Shared>,
     pub(super) control: Arc<Control>,
     pub(super) routes: Routes,
+    pub(super) stall: StallWatch,
 }
 
 impl Worker {
@@ -127,6 +134,8 @@ impl Worker {
         let mut blocked_since: Option<Instant> = None;
         let mut paused_at_rebalance = 0u64;
         let mut since_delivery_poll = 0u32;
+        let stall_timeout = Duration::from_millis(self.task.stall_timeout_ms);
+        let mut next_stall_check = Instant::now() + STALL_CHECK_EVERY;
         loop {
             if self.stop_requested() {
                 return Ok(());
@@ -149,6 +158,10 @@ impl Worker {
                 // metrics report) is known when it returns.
                 self.commit_all(CommitMode::Sync);
                 next_commit = now + commit_interval;
+            }
+            if now >= next_stall_check {
+                self.check_progress(now, stall_timeout)?;
+                next_stall_check = now + STALL_CHECK_EVERY;
             }
 
             let over = in_flight >= self.limits.max_in_flight_records
@@ -192,12 +205,17 @@ impl Worker {
             };
             match self.consumer.poll(timeout) {
                 Some(Ok(message)) => {
+                    let clusters = Clusters {
+                        source: self.consumer.client(),
+                        target: self.producer.client(),
+                        source_admin: &self.source_admin,
+                        target_admin: &self.admin,
+                    };
                     forward(
                         &self.task,
                         &self.limits,
-                        &self.consumer,
+                        &clusters,
                         &self.producer,
-                        &self.admin,
                         &self.shared,
                         &mut self.routes,
                         &message,
@@ -210,10 +228,22 @@ impl Worker {
                 }
                 Some(Err(err)) => {
                     Metrics::add(&self.shared.metrics.consume_errors, 1);
-                    if let Some(RDKafkaErrorCode::Fatal) = err.rdkafka_error_code() {
-                        return Err(EngineError::Consumer(Box::new(err)));
+                    match err.rdkafka_error_code() {
+                        Some(RDKafkaErrorCode::Fatal) => {
+                            return Err(EngineError::Consumer(Box::new(err)))
+                        }
+                        Some(RDKafkaErrorCode::AutoOffsetReset) => {
+                            return Err(self.no_offset(err.to_string()))
+                        }
+                        _ => {}
                     }
                     tracing::warn!(error = %err, "consumer error");
+                    // Reported at once; the stall timeout is checked every second.
+                    let now = Instant::now();
+                    self.stall.consumer_error(err.to_string(), now);
+                    let views = self.assigned_views();
+                    let health = self.stall.check(now, &views);
+                    self.report_health(health);
                     self.producer.poll(Duration::ZERO);
                 }
                 None => {
@@ -225,6 +255,86 @@ impl Worker {
                     since_delivery_poll = 0;
                 }
             }
+        }
+    }
+
+    /// The assigned partitions with their last forwarded offset.
+    fn assigned_views(&self) -> Vec<PartitionView> {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return Vec::new();
+        };
+        let state = self.shared.lock();
+        assignment
+            .elements()
+            .iter()
+            .map(|e| {
+                let key = (e.topic().to_owned(), e.partition());
+                PartitionView {
+                    last_offset: state
+                        .find_slot(e.topic(), e.partition())
+                        .and_then(|i| state.slots.get(i))
+                        .and_then(|s| s.tracker.last_tracked()),
+                    caught_up: state.caught_up.contains(&key),
+                    topic: key.0,
+                    partition: key.1,
+                }
+            })
+            .collect()
+    }
+
+    fn report_health(&self, health: super::stall::Health) {
+        self.shared
+            .metrics
+            .set_health(health.status(), health.error());
+    }
+
+    /// Updates the task's health; fails once a partition is stuck for the stall timeout.
+    fn check_progress(&mut self, now: Instant, timeout: Duration) -> Result<(), EngineError> {
+        let views = self.assigned_views();
+        let health = self.stall.check(now, &views);
+        self.report_health(health.clone());
+        match health {
+            super::stall::Health::Stalled {
+                topic,
+                partition,
+                stuck_for,
+                error,
+            } if stuck_for >= timeout => Err(EngineError::Stalled {
+                topic,
+                partition,
+                seconds: stuck_for.as_secs(),
+                error,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The error of `auto.offset.reset=error` (Java's `none`), naming the
+    /// assigned partitions without a committed offset (librdkafka's error
+    /// does not say which), else those that never yielded a record.
+    fn no_offset(&self, reason: String) -> EngineError {
+        let mut names = Vec::new();
+        if let Ok(committed) = self.consumer.committed(self.limits.metadata_timeout) {
+            for e in committed.elements() {
+                if !matches!(e.offset(), rdkafka::Offset::Offset(o) if o >= 0) {
+                    names.push(format!("{}-{}", e.topic(), e.partition()));
+                }
+            }
+        }
+        if names.is_empty() {
+            names = self
+                .assigned_views()
+                .into_iter()
+                .filter(|v| v.last_offset.is_none())
+                .map(|v| format!("{}-{}", v.topic, v.partition))
+                .collect();
+        }
+        if names.is_empty() {
+            names.push("(unknown)".into());
+        }
+        EngineError::NoOffset {
+            partitions: names.join(", "),
+            reason,
         }
     }
 
@@ -289,9 +399,8 @@ impl Worker {
 pub(super) fn forward(
     task: &TaskData,
     limits: &Limits,
-    consumer: &BaseConsumer<RebalanceContext>,
+    clusters: &Clusters<'_, RebalanceContext, DeliveryContext>,
     producer: &BaseProducer<DeliveryContext>,
-    admin: &AdminClient<DefaultClientContext>,
     shared: &Shared,
     routes: &mut Routes,
     message: &BorrowedMessage<'_>,
@@ -299,17 +408,18 @@ pub(super) fn forward(
     let topic = message.topic();
     let partition = message.partition();
     let offset = message.offset();
+    let generation = shared.generation.load(Ordering::Acquire);
+    if routes.generation != generation {
+        // Revoked partitions' slots were freed and may serve others now.
+        for route in &mut routes.list {
+            route.slots.clear();
+        }
+        routes.generation = generation;
+    }
     let route_index = match routes.find(topic) {
         Some(i) => i,
         None => {
-            let route = target_topics::prepare(
-                task,
-                consumer.client(),
-                producer.client(),
-                admin,
-                topic,
-                limits.metadata_timeout,
-            )?;
+            let route = target_topics::prepare(task, clusters, topic, limits.metadata_timeout)?;
             routes.add(TopicRoute {
                 source: topic.to_owned(),
                 route,
@@ -317,6 +427,22 @@ pub(super) fn forward(
             })
         }
     };
+    if partition >= routes.list[route_index].route.source_partitions {
+        // The source topic grew: the target grows with it before anything
+        // is routed to a partition it may not have.
+        tracing::info!(topic, partition, "source topic has new partitions");
+        routes.list[route_index].route =
+            target_topics::prepare(task, clusters, topic, limits.metadata_timeout)?;
+        if partition >= routes.list[route_index].route.source_partitions {
+            return Err(EngineError::Metadata {
+                cluster: "source",
+                topic: topic.to_owned(),
+                source: Box::new(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::UnknownPartition,
+                )),
+            });
+        }
+    }
     let entry = &mut routes.list[route_index];
     let tracking_error = |reason: String| EngineError::Tracking {
         topic: topic.to_owned(),
@@ -331,22 +457,9 @@ pub(super) fn forward(
     let slot_index = match entry.slots[p] {
         Some(i) => i,
         None => {
-            let mut state = shared.lock();
-            let i = match state.find_slot(topic, partition) {
-                Some(i) => i,
-                None => {
-                    state.slots.push(Slot {
-                        topic: topic.to_owned(),
-                        target_topic: entry.route.target.clone(),
-                        partition,
-                        tracker: OffsetTracker::new(),
-                        assigned: true,
-                        last_committed: None,
-                    });
-                    state.slots.len() - 1
-                }
-            };
-            state.slots[i].assigned = true;
+            let i = shared
+                .lock()
+                .slot_for(topic, &entry.route.target, partition);
             entry.slots[p] = Some(i);
             i
         }
@@ -409,10 +522,9 @@ pub(super) fn forward(
     state.in_flight_bytes += bytes;
     if let Some(slot) = state.slots.get_mut(slot_index) {
         if let Err(e) = slot.tracker.track(offset) {
-            // A rewind (after a reset of the position) starts the partition afresh.
-            tracing::debug!(error = %e, topic, partition, "offset tracker restarted");
-            slot.tracker.reset();
-            let _ = slot.tracker.track(offset);
+            // A rewind (an offset reset, a truncated log): records still in
+            // flight stay tracked, so nothing is committed past them.
+            tracing::info!(error = %e, topic, partition, "source partition rewound");
         }
     }
     drop(state);

@@ -55,6 +55,9 @@ pub struct TaskView {
     /// When the executor last reported.
     pub metrics_at_ms: Option<u64>,
     pub message: Option<String>,
+    /// The executor's health ("ok", "degraded", "stalled") and its error text.
+    pub health: Option<String>,
+    pub health_error: Option<String>,
     /// The latest state changes, newest first.
     pub changes: Vec<StateChange>,
 }
@@ -80,6 +83,8 @@ impl TaskView {
             last_commit_ms: reading.last_commit_ms,
             metrics_at_ms: server.metrics.as_ref().map(|m| m.received_ms),
             message: server.message.clone(),
+            health: metric_text(server, "health"),
+            health_error: metric_text(server, "error"),
             changes: server
                 .history
                 .iter()
@@ -89,6 +94,12 @@ impl TaskView {
                 .collect(),
         }
     }
+}
+
+/// A text field of the executor's latest metrics document.
+fn metric_text(server: &Server, key: &str) -> Option<String> {
+    let value = server.metrics.as_ref()?.document.get(key)?;
+    value.as_str().map(str::to_owned)
 }
 
 /// What the dashboard is made of.

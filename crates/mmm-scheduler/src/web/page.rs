@@ -151,12 +151,20 @@ fn row(t: &TaskView) -> String {
     } else {
         format!(r#" <span class="goal">→ {}</span>"#, esc(&t.goal))
     };
+    let health = match (t.health.as_deref(), &t.health_error) {
+        (None | Some("ok"), _) => String::new(),
+        (Some(h), error) => format!(
+            r#" <span class="health health-{h}">{h}</span><div class="health-error">{e}</div>"#,
+            h = esc(h),
+            e = esc(error.as_deref().unwrap_or_default()),
+        ),
+    };
     let toggle = match t.state {
         "Stopped" | "Failed" | "Finished" => "start",
         _ => "stop",
     };
     format!(
-        r#"<tr id="task-{id}" data-state="{state}"><td class="id">{id}</td><td class="state"><span class="badge state-{state}">{state}</span>{goal}</td><td class="host">{host}</td><td class="topics">{topics}</td><td class="num in" title="{reported}">{rin}</td><td class="num out" title="{reported}">{rout}</td><td class="num lag">{lag}</td><td class="commit">{commit}</td><td class="changes">{changes}</td><td class="actions needs-js"><button type="button" data-action="{toggle}" data-id="{id}">{toggle_label}</button> <button type="button" class="danger" data-action="delete" data-id="{id}">Delete</button></td></tr>"#,
+        r#"<tr id="task-{id}" data-state="{state}"><td class="id">{id}</td><td class="state"><span class="badge state-{state}">{state}</span>{goal}{health}</td><td class="host">{host}</td><td class="topics">{topics}</td><td class="num in" title="{reported}">{rin}</td><td class="num out" title="{reported}">{rout}</td><td class="num lag">{lag}</td><td class="commit">{commit}</td><td class="changes">{changes}</td><td class="actions needs-js"><button type="button" data-action="{toggle}" data-id="{id}">{toggle_label}</button> <button type="button" class="danger" data-action="delete" data-id="{id}">Delete</button></td></tr>"#,
         id = t.id,
         state = t.state,
         rin = figure(t.records_in_per_sec),
@@ -326,6 +334,29 @@ mod tests {
         );
         // The script tag of the page itself is the only one.
         assert_eq!(html.matches("<script").count(), 1);
+    }
+
+    #[test]
+    fn a_stalled_task_shows_its_health_and_error() {
+        let mut cluster = running_cluster();
+        let s = cluster.get_mut(1).expect("server");
+        s.metrics = Some(Metrics {
+            received_ms: NOW,
+            document: json!({"health": "stalled",
+                "error": "source partition orders-0 has made no progress for 12 s: <codec>"}),
+        });
+        let html = render(&dashboard(&cluster, &SubscriptionState::Connecting));
+        for needle in [
+            r#"<span class="health health-stalled">stalled</span>"#,
+            "orders-0 has made no progress for 12 s: &lt;codec&gt;",
+        ] {
+            assert!(html.contains(needle), "missing {needle:?} in\n{html}");
+        }
+        let healthy = render(&dashboard(
+            &running_cluster(),
+            &SubscriptionState::Connecting,
+        ));
+        assert!(!healthy.contains("class=\"health "), "{healthy}");
     }
 
     #[test]
