@@ -17,6 +17,8 @@ pub struct FrameworkView {
     pub suppressed: bool,
     /// Capability names it declared.
     pub capabilities: Vec<String>,
+    /// Its roles (`*` when it gave none).
+    pub roles: Vec<String>,
 }
 
 /// One agent.
@@ -69,6 +71,9 @@ pub struct TaskView {
     pub history: Vec<StateChange>,
     /// Updates sent but not yet acknowledged.
     pub pending_updates: usize,
+    /// The task's resources in Mesos's notation, with their reservations,
+    /// e.g. `cpus(reservations: [(STATIC,mirror)]):0.5; cpus:0.1`.
+    pub resources: String,
 }
 
 impl TaskView {
@@ -128,6 +133,7 @@ fn task_view(t: &TaskRecord) -> TaskView {
         live: t.live,
         history: t.history.clone(),
         pending_updates: t.pending.len(),
+        resources: t.resources.describe(None),
     }
 }
 
@@ -142,6 +148,7 @@ pub(crate) fn snapshot(st: &State) -> SimSnapshot {
                 name: f.info.name.clone(),
                 connected: f.conn.is_some(),
                 suppressed: f.suppressed,
+                roles: f.roles(),
                 capabilities: f
                     .info
                     .capabilities

@@ -120,7 +120,7 @@ impl MesosSim {
                 id: format!("{}-S{i}", state.master_id),
                 port: *port,
                 config: a.clone(),
-                total: ResourceSet::agent(a.cpus, a.mem, a.disk, &a.ports),
+                total: ResourceSet::agent(a.cpus, a.mem, a.disk, &a.ports, &a.reserved),
                 alive: true,
                 executors: Default::default(),
                 server: None,
@@ -390,6 +390,23 @@ fn validate_config(config: &SimConfig) -> Result<(), SimError> {
             return invalid(format!(
                 "agent {i}: port range [{b}-{e}] begins after it ends"
             ));
+        }
+        for r in &a.reserved {
+            if !r.amount.is_finite() || r.amount < 0.0 {
+                return invalid(format!(
+                    "agent {i}: reserved {} must be a non-negative number, got {}",
+                    r.name, r.amount
+                ));
+            }
+            if r.name.is_empty() {
+                return invalid(format!("agent {i}: a reserved resource has an empty name"));
+            }
+            if r.role == "*" {
+                return invalid(format!("agent {i}: role \"*\" cannot be reserved"));
+            }
+            if let Err(e) = crate::master::validate_role(&r.role) {
+                return invalid(format!("agent {i}: reserved {}: {e}", r.name));
+            }
         }
         if a.attributes.iter().any(|(name, _)| name.is_empty()) {
             return invalid(format!("agent {i}: an attribute has an empty name"));

@@ -66,6 +66,14 @@ impl Framework {
         has_capability(&self.info, cap)
     }
 
+    /// The framework's roles: `roles` with MULTI_ROLE, else `role` (`*`).
+    pub fn roles(&self) -> Vec<String> {
+        if self.has(Capability::MultiRole) && !self.info.roles.is_empty() {
+            return self.info.roles.clone();
+        }
+        vec![self.role()]
+    }
+
     pub fn role(&self) -> String {
         #[allow(deprecated)]
         let legacy = self.info.role.clone();

@@ -267,7 +267,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); Ok(()) }
         reason = lock_lost => Err(anyhow!("lost the state lock, stopping so that no other scheduler runs beside this one: {reason}")),
         r = &mut connection_task => match r {
-            Ok(Err(reason)) => Err(anyhow!("cannot reach the Mesos master: {reason}")),
+            Ok(Err(stopped)) => Err(anyhow!("{stopped}")),
             Ok(Ok(())) => Err(anyhow!("the Mesos connection stopped")),
             Err(e) => Err(anyhow!("the Mesos connection failed: {e}")),
         },

@@ -35,6 +35,14 @@ pub(crate) fn is_terminal(state: TaskState) -> bool {
     )
 }
 
+/// The status's `unreachable_time` in ms since the epoch, if it is a
+/// plausible time (not negative, not after `now_ms`).
+fn unreachable_time_ms(status: &v1::TaskStatus, now_ms: u64) -> Option<u64> {
+    let nanos = status.unreachable_time.as_ref()?.nanoseconds;
+    let ms = u64::try_from(nanos / 1_000_000).ok()?;
+    Some(ms.min(now_ms))
+}
+
 fn describe(state: TaskState, status: &v1::TaskStatus) -> String {
     match status.message.as_deref().filter(|m| !m.is_empty()) {
         Some(m) => format!("{}: {m}", state.as_str_name()),
@@ -90,7 +98,8 @@ impl Scheduler {
         let Some(server) = self.cluster.servers.get_mut(&id) else {
             return;
         };
-        if server.unreachable_since_ms.take().is_some() {
+        let unreachable_since = server.unreachable_since_ms.take();
+        if unreachable_since.is_some() && state != TaskState::TaskUnreachable {
             self.dirty = true;
         }
         match state {
@@ -104,7 +113,12 @@ impl Scheduler {
                 }
             }
             TaskState::TaskUnreachable => {
-                server.unreachable_since_ms = Some(now_ms);
+                // When Mesos lost the agent, not when we heard of it:
+                // reconciliation repeats the update after every subscription.
+                let since = unreachable_time_ms(status, now_ms)
+                    .or(unreachable_since)
+                    .unwrap_or(now_ms);
+                server.unreachable_since_ms = Some(since);
                 server.message = Some(message);
                 self.dirty = true;
             }
