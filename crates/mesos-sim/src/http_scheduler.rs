@@ -282,6 +282,10 @@ pub(crate) async fn handle(
     let accepted = text(StatusCode::ACCEPTED, "");
     match kind {
         call::Type::Teardown => master::remove_framework(&shared, &mut st, &framework_id),
+        call::Type::Accept if st.faults.lose_accepts > 0 => {
+            st.faults.lose_accepts -= 1;
+            tracing::warn!(framework_id, "losing an ACCEPT (fault)");
+        }
         call::Type::Accept => {
             if let Some(a) = c.accept {
                 master::accept(&shared, &mut st, &framework_id, a);

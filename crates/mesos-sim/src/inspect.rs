@@ -92,6 +92,8 @@ pub struct ArmedFaults {
     pub duplicate_updates: u32,
     /// Updates that will still be held back behind the next one.
     pub reorder_updates: u32,
+    /// ACCEPT calls that will still be lost.
+    pub lose_accepts: u32,
     /// Whether heartbeats are paused now.
     pub heartbeats_paused: bool,
 }
@@ -198,6 +200,7 @@ pub(crate) fn snapshot(st: &State) -> SimSnapshot {
             fail_next_fetch: st.faults.fail_next_fetch,
             duplicate_updates: st.faults.duplicate_updates,
             reorder_updates: st.faults.reorder_updates,
+            lose_accepts: st.faults.lose_accepts,
             heartbeats_paused: st
                 .faults
                 .heartbeats_paused_until

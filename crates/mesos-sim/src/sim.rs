@@ -322,6 +322,12 @@ impl MesosSim {
         self.shared.lock().faults.reorder_updates += n;
     }
 
+    /// Loses each of the next `n` ACCEPT calls: answered 202 but never
+    /// carried out, as if lost on the way; their offers stay outstanding.
+    pub fn lose_next_accepts(&self, n: u32) {
+        self.shared.lock().faults.lose_accepts += n;
+    }
+
     /// Sends no HEARTBEAT for `duration`.
     pub fn delay_heartbeats(&self, duration: Duration) {
         let now = Instant::now();

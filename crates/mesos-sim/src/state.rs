@@ -310,6 +310,8 @@ pub(crate) struct Faults {
     pub fail_next_fetch: u32,
     pub duplicate_updates: u32,
     pub reorder_updates: u32,
+    /// ACCEPT calls still to be lost (answered 202, never carried out).
+    pub lose_accepts: u32,
     /// An update held back to be delivered after the next one.
     pub held_update: Option<(String, sched::Event)>,
     pub heartbeats_paused_until: Option<Instant>,

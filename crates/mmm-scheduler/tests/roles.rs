@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Scheduler;
+use common::{Scheduler, WAIT};
 use mesos_sim::{AgentConfig, MesosSim, SimConfig};
 
 const FAST_RETRIES: &str =
@@ -64,6 +64,13 @@ async fn a_role_uses_its_static_reservation_before_unreserved_resources() {
         "cpus(reservations: [(STATIC,mirror)]):1; cpus:0.2; \
          mem(reservations: [(STATIC,mirror)]):512; mem:88"
     );
+    // The executor's own 0.1 cpus and 32 MB come out of the agent too.
+    sim.wait_for("the agent to account for task and executor", WAIT, |snap| {
+        let available = &snap.agents[0].available;
+        (available == "ports:[31000-31100]; cpus:0.2; mem:136; disk:10000").then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}", sim.snapshot().agents));
     sim.shutdown().await;
 }
 
