@@ -181,7 +181,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
 
-    // Bound before the state lock, so that a standby can answer while it waits.
+    // A locked state file is refused at once, before the port is taken.
+    let file_store = match &config.storage {
+        mmm_core::config::StorageSpec::File(_) => Some(Store::open_spec(&config.storage).await?),
+        _ => None,
+    };
+    // Bound before the ZooKeeper lock, so that a standby can answer while it waits.
     let std_listener = std::net::TcpListener::bind(&config.api.bind)
         .with_context(|| format!("cannot listen on [api].bind {}", config.api.bind))?;
     std_listener.set_nonblocking(true)?;
@@ -199,7 +204,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
         .into_future(),
     );
-    let mut store = Store::open_spec_or_stand_by(&config.storage, &advertised, &leader_tx).await?;
+    let mut store = match file_store {
+        Some(store) => store,
+        None => Store::open_spec_or_stand_by(&config.storage, &advertised, &leader_tx).await?,
+    };
     if leader_tx.borrow().is_some() {
         tracing::info!("the previous leader is gone: taking over");
     }
