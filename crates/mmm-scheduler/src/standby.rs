@@ -1,7 +1,8 @@
 //! What a standby scheduler answers while another one leads: it waits for
 //! the ZooKeeper state lock, and meanwhile its REST API names the leader.
-//! Status answers 200 with the leader's address; everything else 503,
-//! naming the leader, so that a client or load balancer goes there.
+//! Status and health answer 200 with the leader's address (a standby is
+//! healthy as a standby: Marathon must not kill it); everything else 503,
+//! naming the leader, so that a client goes there.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -46,11 +47,13 @@ async fn refuse(State(leader): State<LeaderCell>) -> Response {
     reply(StatusCode::SERVICE_UNAVAILABLE, false, message, &leader)
 }
 
-/// The standby's routes: `/ping`, `GET /api/status`, and 503 for the rest.
+/// The standby's routes: `/ping`, `GET /api/status`, `GET /health`, and
+/// 503 for the rest.
 pub fn router(leader: LeaderCell) -> Router {
     Router::new()
         .route("/ping", get(|| async { "pong" }))
         .route("/api/status", get(status))
+        .route("/health", get(status))
         .fallback(refuse)
         .with_state(leader)
 }

@@ -53,8 +53,9 @@ async fn a_standby_names_the_leader_then_takes_over_without_duplicates() {
             .is_some_and(|m| m.contains(&leader_url)),
         "{json}"
     );
-    let (status, _) = standby.get("/health").await;
-    assert_eq!(status, 503, "a standby is not healthy as a leader");
+    let (status, json) = standby.get_json("/health").await;
+    assert_eq!(status, 200, "a standby is healthy as a standby: {json}");
+    assert_eq!(json["value"]["standby"], true, "{json}");
 
     leader.sigkill();
     let taken_over = standby.wait_subscribed().await;
