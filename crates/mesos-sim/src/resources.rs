@@ -125,6 +125,47 @@ pub struct Reserved {
     pub principal: Option<String>,
 }
 
+impl Reserved {
+    /// Reads reserved resources in the notation of a Mesos agent's
+    /// `--resources`: `cpus(mirror):1;mem(mirror):512` (static), with a
+    /// principal for a dynamic reservation: `cpus(mirror,ops):1`.
+    pub fn parse_list(text: &str) -> Result<Vec<Reserved>, String> {
+        text.split(';')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                let bad = |why: &str| format!("reserved resource {part:?}: {why}");
+                let (head, amount) = part
+                    .rsplit_once(':')
+                    .ok_or_else(|| bad("expected name(role):amount"))?;
+                let amount: f64 = amount
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("the amount is not a number"))?;
+                let (name, rest) = head
+                    .split_once('(')
+                    .ok_or_else(|| bad("expected name(role):amount"))?;
+                let inner = rest
+                    .strip_suffix(')')
+                    .ok_or_else(|| bad("the role is not closed by ')'"))?;
+                let (role, principal) = match inner.split_once(',') {
+                    Some((role, principal)) => (role.trim(), Some(principal.trim().to_owned())),
+                    None => (inner.trim(), None),
+                };
+                if name.trim().is_empty() || role.is_empty() {
+                    return Err(bad("the name and the role must not be empty"));
+                }
+                Ok(Reserved {
+                    name: name.trim().to_owned(),
+                    amount,
+                    role: role.to_owned(),
+                    principal,
+                })
+            })
+            .collect()
+    }
+}
+
 /// A set of resources.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResourceSet {
@@ -749,6 +790,22 @@ mod tests {
         let b = ResourceSet::parse(&refined, "mirror").expect("refined");
         assert_eq!(a, b);
         assert_eq!(a, agent);
+    }
+
+    #[test]
+    fn reserved_resources_read_the_agents_notation() {
+        let list = Reserved::parse_list("cpus(mirror):1; mem(mirror,ops):512").expect("valid");
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            (list[0].name.as_str(), list[0].amount, list[0].role.as_str()),
+            ("cpus", 1.0, "mirror")
+        );
+        assert_eq!(list[0].principal, None);
+        assert_eq!(list[1].principal.as_deref(), Some("ops"));
+        for bad in ["cpus:1", "cpus(mirror):x", "cpus(mirror:1", "(mirror):1"] {
+            let err = Reserved::parse_list(bad).expect_err(bad);
+            assert!(err.contains(bad), "{err}");
+        }
     }
 
     #[test]
