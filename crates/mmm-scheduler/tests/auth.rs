@@ -92,3 +92,35 @@ async fn a_role_the_master_refuses_stops_the_scheduler_naming_the_role() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_reach_the_leader_only_as_a_configured_master() {
+    let leader = sim_requiring("mmm", "s3cret").await;
+    let follower = MesosSim::start(SimConfig {
+        framework_credentials: vec![("mmm".into(), "s3cret".into())],
+        redirect_to_leader: Some(leader.master_addr().to_string()),
+        ..SimConfig::with_agents(1).fast()
+    })
+    .await
+    .expect("mesos-sim starts");
+    // The follower comes first: its redirect is followed without the
+    // credentials (401, not a refusal for good), then the leader, as a
+    // configured master, gets them.
+    let masters = format!("{},{}", follower.master_addr(), leader.master_addr());
+    let mut s = scheduler_with_secret(&masters, "mmm", "s3cret");
+    s.start().await;
+    let framework_id = s.wait_subscribed().await;
+    assert!(leader
+        .snapshot()
+        .frameworks
+        .iter()
+        .any(|f| f.id == framework_id && f.connected));
+    assert!(
+        s.logs()
+            .contains("another host, which asks for credentials"),
+        "{}",
+        s.logs()
+    );
+    follower.shutdown().await;
+    leader.shutdown().await;
+}
