@@ -179,3 +179,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_offer_of_a_launch_mesos_never_heard_of_is_declined() {
+    let mut s = subscribed(settings());
+    let task = launch_one(&mut s, 0);
+    let mut gone = status(&task, "agent-h1", TaskState::TaskGone, None);
+    gone.reason = Some(v1::task_status::Reason::Reconciliation as i32);
+    let actions = s.handle(Event::Update(gone), TIMEOUT);
+    assert_eq!(declined(&actions), ["o1"], "{actions:?}");
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Decline { refuse_seconds, .. } if *refuse_seconds == 0.0)));
+    // a launch that arrived is never declined again
+    let mut s = subscribed(settings());
+    let task = launch_one(&mut s, 20_000);
+    s.handle(
+        Event::Update(status(&task, "agent-h1", TaskState::TaskRunning, Some("u"))),
+        20_001,
+    );
+    let mut lost = status(&task, "agent-h1", TaskState::TaskLost, None);
+    lost.reason = Some(v1::task_status::Reason::Reconciliation as i32);
+    let actions = s.handle(Event::Update(lost), 30_000);
+    assert!(declined(&actions).is_empty(), "{actions:?}");
+}

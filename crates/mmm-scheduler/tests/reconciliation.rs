@@ -1,6 +1,7 @@
 //! Reconciliation through the real scheduler binary against mesos-sim: a
 //! launch whose ACCEPT was lost is noticed within the reconcile timeout,
-//! reported gone by the master, and launched again.
+//! reported gone by the master, its still outstanding offer declined, and
+//! launched again on the same (only) agent.
 
 mod common;
 
@@ -9,7 +10,7 @@ use mesos_sim::{MesosSim, SimConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_accept_is_reconciled_and_the_server_launched_again() {
-    let sim = MesosSim::start(SimConfig::with_agents(2).fast())
+    let sim = MesosSim::start(SimConfig::with_agents(1).fast())
         .await
         .expect("mesos-sim starts");
     let mut s = Scheduler::new(

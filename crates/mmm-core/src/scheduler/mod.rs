@@ -50,6 +50,10 @@ pub struct Scheduler {
     awaiting_reconcile: BTreeMap<String, reconcile::Ask>,
     /// When implicit reconciliation last ran (this subscription).
     last_implicit_ms: Option<u64>,
+    /// The offer of each launch no status has confirmed yet: if Mesos
+    /// reports the task unknown, the ACCEPT was lost and the offer, still
+    /// outstanding, is declined so that its resources come back.
+    launch_offers: BTreeMap<String, v1::OfferId>,
     /// Kills sent and not confirmed yet, with when they were last sent.
     kills_sent: BTreeMap<String, u64>,
     /// Whether the cluster changed during the current call.
@@ -68,6 +72,7 @@ impl Scheduler {
             offers_suppressed: None,
             awaiting_reconcile: BTreeMap::new(),
             last_implicit_ms: None,
+            launch_offers: BTreeMap::new(),
             kills_sent: BTreeMap::new(),
             dirty: false,
         }

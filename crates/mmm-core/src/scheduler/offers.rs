@@ -113,6 +113,8 @@ impl Scheduler {
         self.dirty = true;
         let server = server.clone();
         self.await_launch_status(&ids.task_id, now_ms);
+        self.launch_offers
+            .insert(ids.task_id.clone(), offer.id.clone());
         task_info(
             &self.settings,
             &framework_id,

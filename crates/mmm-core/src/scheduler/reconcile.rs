@@ -72,6 +72,8 @@ impl Scheduler {
         }
         out.push(Action::Reconcile { tasks: Vec::new() });
         self.last_implicit_ms = Some(now_ms);
+        // offers do not outlive a subscription
+        self.launch_offers.clear();
         self.kills_sent.clear();
         let stopping: Vec<_> = self
             .cluster

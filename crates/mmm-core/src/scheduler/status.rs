@@ -35,6 +35,20 @@ pub(crate) fn is_terminal(state: TaskState) -> bool {
     )
 }
 
+/// Whether the master answers that it never heard of the task: a
+/// reconciliation answer of an unknown task.
+fn launch_never_arrived(status: &v1::TaskStatus) -> bool {
+    let reconciled = status.reason == Some(v1::task_status::Reason::Reconciliation as i32);
+    let unknown = matches!(
+        TaskState::try_from(status.state),
+        Ok(TaskState::TaskLost
+            | TaskState::TaskGone
+            | TaskState::TaskUnknown
+            | TaskState::TaskDropped)
+    );
+    reconciled && unknown
+}
+
 /// The status's `unreachable_time` in ms since the epoch, if it is a
 /// plausible time (not negative, not after `now_ms`).
 fn unreachable_time_ms(status: &v1::TaskStatus, now_ms: u64) -> Option<u64> {
@@ -54,6 +68,16 @@ impl Scheduler {
     pub(super) fn on_update(&mut self, status: v1::TaskStatus, now_ms: u64, out: &mut Vec<Action>) {
         let task_id = status.task_id.value.clone();
         self.awaiting_reconcile.remove(&task_id);
+        if let Some(offer_id) = self.launch_offers.remove(&task_id) {
+            if launch_never_arrived(&status) && self.subscribed {
+                // The ACCEPT was lost: its offer still holds the agent's
+                // resources (declining a used offer is harmless).
+                out.push(Action::Decline {
+                    offer_ids: vec![offer_id],
+                    refuse_seconds: 0.0,
+                });
+            }
+        }
         match TaskState::try_from(status.state) {
             Ok(state) => self.apply_update(state, &status, now_ms, out),
             Err(_) => {
