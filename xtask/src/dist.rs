@@ -85,7 +85,7 @@ fn package(root: &Path, release: &Path, out: &Path) -> Result<PathBuf, String> {
     }
     shell::run(
         Command::new("cp")
-            .args(["-r", "config", "dist"])
+            .args(["-r", "config", "dist", "scripts"])
             .arg(&staging)
             .current_dir(root),
     )?;

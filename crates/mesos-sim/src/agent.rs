@@ -84,12 +84,8 @@ pub(crate) fn launch_task(
         .join(&exec_id)
         .join("runs")
         .join(&container_id);
-    let role = st
-        .frameworks
-        .get(framework_id)
-        .map(|f| f.role())
-        .unwrap_or_else(|| "*".into());
-    let resources = ResourceSet::parse(&exec_info.resources, &role).unwrap_or_default();
+    let resources =
+        ResourceSet::parse_allocated(&exec_info.resources, framework_role(st, framework_id));
     let agent = &mut st.agents[agent_idx];
     agent.executors.insert(
         exec_key.clone(),
@@ -127,17 +123,13 @@ fn new_task_record(
     task: &TaskInfo,
     executor_id: Option<String>,
 ) -> TaskRecord {
-    let role = st
-        .frameworks
-        .get(framework_id)
-        .map(|f| f.role())
-        .unwrap_or_else(|| "*".into());
+    let role = framework_role(st, framework_id);
     let mut record = TaskRecord {
         framework_id: framework_id.to_owned(),
         task_id: task.task_id.value.clone(),
         agent_id: st.agents[agent_idx].id.clone(),
         executor_id,
-        resources: ResourceSet::parse(&task.resources, &role).unwrap_or_default(),
+        resources: ResourceSet::parse_allocated(&task.resources, role),
         state: TaskState::TaskStaging,
         latest: None,
         history: Vec::new(),
@@ -636,4 +628,12 @@ pub(crate) fn kill_agent(st: &mut State, agent_idx: usize) {
     for fw in st.frameworks.values_mut() {
         fw.send(&failure);
     }
+}
+
+/// The framework's role, for resources the master gave no allocation.
+fn framework_role(st: &State, framework_id: &str) -> String {
+    st.frameworks
+        .get(framework_id)
+        .map(|f| f.role())
+        .unwrap_or_else(|| "*".into())
 }

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::resources::Reserved;
+
 /// One simulated agent: its resources, attributes and HTTP port.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
@@ -18,6 +20,9 @@ pub struct AgentConfig {
     pub attributes: Vec<(String, String)>,
     /// The agent's HTTP port; 0 picks a free one.
     pub port: u16,
+    /// Resources reserved to roles, besides the unreserved ones above
+    /// (static, or dynamic when a principal is given).
+    pub reserved: Vec<Reserved>,
 }
 
 impl Default for AgentConfig {
@@ -29,11 +34,30 @@ impl Default for AgentConfig {
             ports: vec![(31000, 31100)],
             attributes: Vec::new(),
             port: 0,
+            reserved: Vec::new(),
         }
     }
 }
 
 impl AgentConfig {
+    /// Adds `amount` of scalar `name` reserved to `role`: a STATIC
+    /// reservation, or a DYNAMIC one made by `principal`.
+    pub fn with_reserved(
+        mut self,
+        name: impl Into<String>,
+        amount: f64,
+        role: impl Into<String>,
+        principal: Option<&str>,
+    ) -> Self {
+        self.reserved.push(Reserved {
+            name: name.into(),
+            amount,
+            role: role.into(),
+            principal: principal.map(str::to_owned),
+        });
+        self
+    }
+
     /// Adds a TEXT attribute.
     pub fn with_attribute(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.attributes.push((name.into(), value.into()));
@@ -69,6 +93,12 @@ pub struct SimConfig {
     /// How often the simulator's clock checks timers (heartbeats, retries,
     /// filters, failover timeouts).
     pub tick: Duration,
+    /// (principal, secret) pairs; when any is given, every scheduler call
+    /// needs HTTP Basic authentication with one of them (Mesos's
+    /// `--authenticate_http_frameworks` with `--credentials`).
+    pub framework_credentials: Vec<(String, String)>,
+    /// The roles frameworks may use (Mesos's `--roles`); `None`: any role.
+    pub roles_whitelist: Option<Vec<String>>,
 }
 
 impl Default for SimConfig {
@@ -83,6 +113,8 @@ impl Default for SimConfig {
             executor_shutdown_grace_period: Duration::from_secs(5),
             redirect_to_leader: None,
             tick: Duration::from_millis(50),
+            framework_credentials: Vec::new(),
+            roles_whitelist: None,
         }
     }
 }

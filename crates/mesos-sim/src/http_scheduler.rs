@@ -122,8 +122,52 @@ pub(crate) fn stream_response(stream_id: Option<&str>) -> (mpsc::UnboundedSender
     (tx, response)
 }
 
+/// The realm of Mesos's HTTP framework authenticator.
+const AUTHENTICATION_REALM: &str = "mesos-master-scheduler";
+
+/// libprocess's Basic authenticator: the principal of a valid
+/// `Authorization: Basic` header, else 401 with an empty body.
+fn authenticate(headers: &HeaderMap, credentials: &[(String, String)]) -> Result<String, Response> {
+    use base64::Engine as _;
+    let unauthorized = || {
+        let mut r = text(StatusCode::UNAUTHORIZED, "");
+        if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{AUTHENTICATION_REALM}\"")) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        r
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unauthorized)?;
+    let parts: Vec<&str> = value.split(' ').collect();
+    let [scheme, encoded] = parts.as_slice() else {
+        return Err(unauthorized());
+    };
+    if *scheme != "Basic" {
+        return Err(unauthorized());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()
+        .and_then(|d| String::from_utf8(d).ok())
+        .ok_or_else(unauthorized)?;
+    let pair: Vec<&str> = decoded.split(':').collect();
+    let [principal, secret] = pair.as_slice() else {
+        return Err(unauthorized());
+    };
+    if credentials
+        .iter()
+        .any(|(p, s)| p == principal && s == secret)
+    {
+        Ok((*principal).to_owned())
+    } else {
+        Err(unauthorized())
+    }
+}
+
 /// The checks of `validation::scheduler::call::validate`.
-fn validate(c: &sched::Call) -> Result<call::Type, String> {
+fn validate(c: &sched::Call, principal: Option<&str>) -> Result<call::Type, String> {
     let Some(kind) = c.r#type.and_then(|t| call::Type::try_from(t).ok()) else {
         return Err("Expecting 'type' to be present".into());
     };
@@ -131,7 +175,15 @@ fn validate(c: &sched::Call) -> Result<call::Type, String> {
         let Some(subscribe) = &c.subscribe else {
             return Err("Expecting 'subscribe' to be present".into());
         };
-        if subscribe.framework_info.id != c.framework_id {
+        let info = &subscribe.framework_info;
+        if let (Some(authenticated), Some(declared)) = (principal, info.principal.as_deref()) {
+            if authenticated != declared {
+                return Err(format!(
+                    "Authenticated principal '{authenticated}' does not match principal '{declared}' set in `FrameworkInfo`"
+                ));
+            }
+        }
+        if info.id != c.framework_id {
             return Err("'framework_id' differs from 'subscribe.framework_info.id'".into());
         }
         return Ok(kind);
@@ -161,6 +213,15 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // libprocess authenticates before the master's handler runs.
+    let principal = if shared.config.framework_credentials.is_empty() {
+        None
+    } else {
+        match authenticate(&headers, &shared.config.framework_credentials) {
+            Ok(p) => Some(p),
+            Err(r) => return r,
+        }
+    };
     if let Some(leader) = &shared.config.redirect_to_leader {
         let location = format!("//{leader}{}", uri.path());
         let mut r = text(StatusCode::TEMPORARY_REDIRECT, "");
@@ -176,7 +237,7 @@ pub(crate) async fn handle(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let kind = match validate(&c) {
+    let kind = match validate(&c, principal.as_deref()) {
         Ok(kind) => kind,
         Err(e) => {
             return text(
@@ -186,6 +247,12 @@ pub(crate) async fn handle(
         }
     };
     if kind == call::Type::Subscribe {
+        let mut c = c;
+        // An authenticated framework without a principal gets the one it
+        // authenticated with, as Mesos sets it.
+        if let (Some(p), Some(s)) = (&principal, c.subscribe.as_mut()) {
+            s.framework_info.principal.get_or_insert_with(|| p.clone());
+        }
         return subscribe(&shared, &headers, c);
     }
 
@@ -215,6 +282,10 @@ pub(crate) async fn handle(
     let accepted = text(StatusCode::ACCEPTED, "");
     match kind {
         call::Type::Teardown => master::remove_framework(&shared, &mut st, &framework_id),
+        call::Type::Accept if st.faults.lose_accepts > 0 => {
+            st.faults.lose_accepts -= 1;
+            tracing::warn!(framework_id, "losing an ACCEPT (fault)");
+        }
         call::Type::Accept => {
             if let Some(a) = c.accept {
                 master::accept(&shared, &mut st, &framework_id, a);

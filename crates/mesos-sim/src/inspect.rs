@@ -17,6 +17,8 @@ pub struct FrameworkView {
     pub suppressed: bool,
     /// Capability names it declared.
     pub capabilities: Vec<String>,
+    /// Its roles (`*` when it gave none).
+    pub roles: Vec<String>,
 }
 
 /// One agent.
@@ -69,6 +71,9 @@ pub struct TaskView {
     pub history: Vec<StateChange>,
     /// Updates sent but not yet acknowledged.
     pub pending_updates: usize,
+    /// The task's resources in Mesos's notation, with their reservations,
+    /// e.g. `cpus(reservations: [(STATIC,mirror)]):0.5; cpus:0.1`.
+    pub resources: String,
 }
 
 impl TaskView {
@@ -87,6 +92,8 @@ pub struct ArmedFaults {
     pub duplicate_updates: u32,
     /// Updates that will still be held back behind the next one.
     pub reorder_updates: u32,
+    /// ACCEPT calls that will still be lost.
+    pub lose_accepts: u32,
     /// Whether heartbeats are paused now.
     pub heartbeats_paused: bool,
 }
@@ -128,6 +135,7 @@ fn task_view(t: &TaskRecord) -> TaskView {
         live: t.live,
         history: t.history.clone(),
         pending_updates: t.pending.len(),
+        resources: t.resources.describe(None),
     }
 }
 
@@ -142,6 +150,7 @@ pub(crate) fn snapshot(st: &State) -> SimSnapshot {
                 name: f.info.name.clone(),
                 connected: f.conn.is_some(),
                 suppressed: f.suppressed,
+                roles: f.roles(),
                 capabilities: f
                     .info
                     .capabilities
@@ -191,6 +200,7 @@ pub(crate) fn snapshot(st: &State) -> SimSnapshot {
             fail_next_fetch: st.faults.fail_next_fetch,
             duplicate_updates: st.faults.duplicate_updates,
             reorder_updates: st.faults.reorder_updates,
+            lose_accepts: st.faults.lose_accepts,
             heartbeats_paused: st
                 .faults
                 .heartbeats_paused_until

@@ -27,7 +27,7 @@ mod sim;
 mod state;
 mod updates;
 
-pub use config::{AgentConfig, SimConfig};
+pub use config::{AgentConfig, Reserved, SimConfig};
 pub use inspect::{AgentView, ArmedFaults, FrameworkView, OfferView, SimSnapshot, TaskView};
 pub use sim::{MesosSim, SimError};
 pub use state::{SandboxView, StateChange};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use mesos_sim::{AgentConfig, MesosSim, SimConfig};
+use mesos_sim::{AgentConfig, MesosSim, Reserved, SimConfig};
 
 /// A strict local Mesos master with simulated agents, for tests and demos.
 #[derive(Debug, Parser)]
@@ -41,6 +41,17 @@ struct Args {
     /// Answer every scheduler call 307 to this leader (host:port).
     #[arg(long)]
     redirect_to_leader: Option<String>,
+    /// Resources reserved on every agent, besides the unreserved ones:
+    /// `cpus(mirror):1;mem(mirror):512`, dynamic with a principal: `cpus(mirror,ops):1`.
+    #[arg(long)]
+    agent_reserved: Option<String>,
+    /// Require HTTP Basic authentication of frameworks with this
+    /// `principal:secret` (repeatable).
+    #[arg(long = "framework-credential")]
+    framework_credentials: Vec<String>,
+    /// The roles frameworks may use (Mesos's --roles), comma-separated.
+    #[arg(long)]
+    roles: Option<String>,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -58,6 +69,21 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let reserved = match &args.agent_reserved {
+        Some(text) => {
+            Reserved::parse_list(text).map_err(|e| anyhow::anyhow!("--agent-reserved: {e}"))?
+        }
+        None => Vec::new(),
+    };
+    let framework_credentials = args
+        .framework_credentials
+        .iter()
+        .map(|c| {
+            c.split_once(':')
+                .map(|(p, s)| (p.to_owned(), s.to_owned()))
+                .with_context(|| format!("--framework-credential {c:?} is not principal:secret"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let config = SimConfig {
         agents: (0..args.agents)
             .map(|i| {
@@ -65,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
                     cpus: args.agent_cpus,
                     mem: args.agent_mem,
                     disk: args.agent_disk,
+                    reserved: reserved.clone(),
                     ..AgentConfig::default()
                 }
                 .with_attribute("rack", format!("r{}", i + 1))
@@ -76,6 +103,10 @@ async fn main() -> anyhow::Result<()> {
         offer_interval: secs("offer-interval-secs", args.offer_interval_secs)?,
         update_retry_interval: secs("update-retry-secs", args.update_retry_secs)?,
         redirect_to_leader: args.redirect_to_leader,
+        framework_credentials,
+        roles_whitelist: args
+            .roles
+            .map(|r| r.split(',').map(|x| x.trim().to_owned()).collect()),
         ..SimConfig::default()
     };
     // Watch the signals before announcing the URL: whoever reads it may

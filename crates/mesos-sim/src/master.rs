@@ -31,7 +31,11 @@ const MAX_REFUSE_SECONDS: f64 = 365.0 * 86_400.0;
 pub(crate) struct SubscribeRefusal(pub String);
 
 /// `validation::framework::validate` and the checks of `Master::subscribe`.
-fn validate_framework(st: &State, info: &FrameworkInfo) -> Result<(), String> {
+fn validate_framework(
+    st: &State,
+    info: &FrameworkInfo,
+    roles_whitelist: Option<&[String]>,
+) -> Result<(), String> {
     let multi_role = has_capability(info, Capability::MultiRole);
     #[allow(deprecated)]
     let legacy_role = info.role.clone();
@@ -69,6 +73,25 @@ fn validate_framework(st: &State, info: &FrameworkInfo) -> Result<(), String> {
         validate_role(legacy_role.as_deref().unwrap_or("*"))
             .map_err(|e| format!("'FrameworkInfo.role' is not a valid role: {e}"))?;
     }
+    if let Some(whitelist) = roles_whitelist {
+        let roles: Vec<String> = if multi_role {
+            info.roles.clone()
+        } else {
+            vec![legacy_role.clone().unwrap_or_else(|| "*".into())]
+        };
+        let invalid: std::collections::BTreeSet<&str> = roles
+            .iter()
+            .map(String::as_str)
+            .filter(|r| *r != "*" && !whitelist.iter().any(|w| w == r))
+            .collect();
+        if !invalid.is_empty() {
+            let list: Vec<&str> = invalid.into_iter().collect();
+            return Err(format!(
+                "Roles {{ {} }} are not present in the master's --roles",
+                list.join(", ")
+            ));
+        }
+    }
     if let Some(id) = &info.id {
         if st.removed_frameworks.contains(&id.value) {
             return Err("Framework has been removed".into());
@@ -86,7 +109,7 @@ fn validate_framework(st: &State, info: &FrameworkInfo) -> Result<(), String> {
 }
 
 /// The rules of `roles::validate`.
-fn validate_role(role: &str) -> Result<(), String> {
+pub(crate) fn validate_role(role: &str) -> Result<(), String> {
     if role == "*" {
         return Ok(());
     }
@@ -125,7 +148,8 @@ pub(crate) fn subscribe(
     tx: UnboundedSender<Bytes>,
 ) -> Result<String, SubscribeRefusal> {
     let heartbeat = shared.config.heartbeat_interval;
-    validate_framework(st, &info).map_err(SubscribeRefusal)?;
+    validate_framework(st, &info, shared.config.roles_whitelist.as_deref())
+        .map_err(SubscribeRefusal)?;
     let framework_id = match info.id.as_ref().map(|id| id.value.clone()) {
         Some(id) if !id.is_empty() => id,
         _ => {
@@ -319,7 +343,19 @@ pub(crate) fn allocate(st: &mut State) {
             continue;
         };
         fw.filters.remove(&agent_id);
-        let role = fw.role();
+        // One offer carries one role's allocation: a role with resources
+        // reserved on this agent first, as the allocator favours reservations.
+        let roles = fw.roles();
+        let role = roles
+            .iter()
+            .find(|r| free.has_reserved_for(r))
+            .or(roles.first())
+            .cloned()
+            .unwrap_or_else(|| "*".into());
+        let free = free.offerable_to(&role);
+        if !free.allocatable() {
+            continue;
+        }
         let format = fw.format();
         let multi_role = fw.has(Capability::MultiRole);
         let offer_id = format!("{}-O{}", st.master_id, st.next_offer);
@@ -711,7 +747,9 @@ fn validate_task(
     }
     if !remaining.contains(&total) {
         return Err(format!(
-            "Total resources {total} required by task and its executor is more than available {remaining}"
+            "Total resources {} required by task and its executor is more than available {}",
+            total.describe(Some(role)),
+            remaining.describe(Some(role))
         ));
     }
     Ok(total)

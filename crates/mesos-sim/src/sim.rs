@@ -120,7 +120,7 @@ impl MesosSim {
                 id: format!("{}-S{i}", state.master_id),
                 port: *port,
                 config: a.clone(),
-                total: ResourceSet::agent(a.cpus, a.mem, a.disk, &a.ports),
+                total: ResourceSet::agent(a.cpus, a.mem, a.disk, &a.ports, &a.reserved),
                 alive: true,
                 executors: Default::default(),
                 server: None,
@@ -322,6 +322,12 @@ impl MesosSim {
         self.shared.lock().faults.reorder_updates += n;
     }
 
+    /// Loses each of the next `n` ACCEPT calls: answered 202 but never
+    /// carried out, as if lost on the way; their offers stay outstanding.
+    pub fn lose_next_accepts(&self, n: u32) {
+        self.shared.lock().faults.lose_accepts += n;
+    }
+
     /// Sends no HEARTBEAT for `duration`.
     pub fn delay_heartbeats(&self, duration: Duration) {
         let now = Instant::now();
@@ -390,6 +396,23 @@ fn validate_config(config: &SimConfig) -> Result<(), SimError> {
             return invalid(format!(
                 "agent {i}: port range [{b}-{e}] begins after it ends"
             ));
+        }
+        for r in &a.reserved {
+            if !r.amount.is_finite() || r.amount < 0.0 {
+                return invalid(format!(
+                    "agent {i}: reserved {} must be a non-negative number, got {}",
+                    r.name, r.amount
+                ));
+            }
+            if r.name.is_empty() {
+                return invalid(format!("agent {i}: a reserved resource has an empty name"));
+            }
+            if r.role == "*" {
+                return invalid(format!("agent {i}: role \"*\" cannot be reserved"));
+            }
+            if let Err(e) = crate::master::validate_role(&r.role) {
+                return invalid(format!("agent {i}: reserved {}: {e}", r.name));
+            }
         }
         if a.attributes.iter().any(|(name, _)| name.is_empty()) {
             return invalid(format!("agent {i}: an attribute has an empty name"));

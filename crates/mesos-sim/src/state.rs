@@ -66,6 +66,14 @@ impl Framework {
         has_capability(&self.info, cap)
     }
 
+    /// The framework's roles: `roles` with MULTI_ROLE, else `role` (`*`).
+    pub fn roles(&self) -> Vec<String> {
+        if self.has(Capability::MultiRole) && !self.info.roles.is_empty() {
+            return self.info.roles.clone();
+        }
+        vec![self.role()]
+    }
+
     pub fn role(&self) -> String {
         #[allow(deprecated)]
         let legacy = self.info.role.clone();
@@ -302,6 +310,8 @@ pub(crate) struct Faults {
     pub fail_next_fetch: u32,
     pub duplicate_updates: u32,
     pub reorder_updates: u32,
+    /// ACCEPT calls still to be lost (answered 202, never carried out).
+    pub lose_accepts: u32,
     /// An update held back to be delivered after the next one.
     pub held_update: Option<(String, sched::Event)>,
     pub heartbeats_paused_until: Option<Instant>,

@@ -128,3 +128,63 @@ async fn runs_standalone_prints_its_url_and_stops_on_sigterm() {
         std::fs::read_to_string(work.path().join("sim.log")).unwrap_or_default()
     );
 }
+
+#[tokio::test]
+async fn the_binary_reserves_resources_and_requires_credentials_when_asked() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut child = Guard(
+        Command::new(env!("CARGO_BIN_EXE_mesos-sim"))
+            .args([
+                "--agents",
+                "1",
+                "--agent-reserved",
+                "cpus(mirror):1;mem(mirror,ops):512",
+                "--framework-credential",
+                "mmm:s3cret",
+                "--roles",
+                "mirror",
+            ])
+            .arg("--work-dir")
+            .arg(work.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("binary starts"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("first line");
+        line
+    })
+    .await
+    .expect("reader");
+    let url = first
+        .trim()
+        .strip_prefix("mesos-sim master listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let state: serde_json::Value = reqwest::get(format!("{url}/sim/state"))
+        .await
+        .expect("state reachable")
+        .json()
+        .await
+        .expect("json");
+    let total = state["agents"][0]["total"].as_str().unwrap_or_default();
+    assert!(
+        total.starts_with(
+            "cpus(reservations: [(STATIC,mirror)]):1; mem(reservations: [(DYNAMIC,mirror,ops)]):512;"
+        ),
+        "{total}"
+    );
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/api/v1/scheduler"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(Vec::new())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status().as_u16(), 401, "credentials are required");
+}

@@ -46,6 +46,8 @@ pub struct MesosConfig {
     pub secret_file: Option<PathBuf>,
     /// `role`: the Mesos role to register with [*].
     pub role: Option<String>,
+    /// `roles`: several roles, registered with MULTI_ROLE (instead of `role`).
+    pub roles: Vec<String>,
 }
 
 /// `[api]`.
@@ -101,6 +103,10 @@ pub struct MirrorConfig {
 pub struct ExecutorConfig {
     /// `dist_dir` [dist]: the files served to executors.
     pub dist_dir: PathBuf,
+    /// `cpus` [0.1]: what the executor itself asks for, beside its task's.
+    pub cpus: f64,
+    /// `mem` [32]: the executor's own memory (MB), beside its task's.
+    pub mem: f64,
 }
 
 /// `[scheduler]`: optional tuning of the task lifecycle.
@@ -114,8 +120,11 @@ pub struct SchedulerTuning {
     pub relaunch_backoff_max_ms: u64,
     /// `refuse_seconds` [5]: how long a declined offer's resources stay away.
     pub refuse_seconds: f64,
-    /// `reconcile_timeout_ms` [30000]: re-send explicit reconciliation after this.
+    /// `reconcile_timeout_ms` [30000]: re-send explicit reconciliation after
+    /// this (doubling up to a cap), and ask about a launch not confirmed by then.
     pub reconcile_timeout_ms: u64,
+    /// `reconcile_interval_secs` [900]: how often implicit reconciliation runs.
+    pub reconcile_interval_secs: u64,
     /// `unreachable_timeout_ms` [300000]: how long an unreachable task is awaited before a relaunch.
     pub unreachable_timeout_ms: u64,
     /// `shutdown_grace_period_ms` [30000]: the executor's time to stop after a kill.
@@ -135,6 +144,7 @@ impl Default for SchedulerTuning {
             relaunch_backoff_max_ms: 120_000,
             refuse_seconds: 5.0,
             reconcile_timeout_ms: 30_000,
+            reconcile_interval_secs: 900,
             unreachable_timeout_ms: 300_000,
             shutdown_grace_period_ms: 30_000,
             constraints: Vec::new(),
@@ -260,6 +270,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "principal",
             "secret_file",
             "role",
+            "roles",
         ],
     ),
     ("api", &["bind", "advertised_url", "token_file"]),
@@ -280,7 +291,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("storage", &["path"]),
-    ("executor", &["dist_dir"]),
+    ("executor", &["dist_dir", "cpus", "mem"]),
     (
         "scheduler",
         &[
@@ -289,6 +300,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "relaunch_backoff_max_ms",
             "refuse_seconds",
             "reconcile_timeout_ms",
+            "reconcile_interval_secs",
             "unreachable_timeout_ms",
             "shutdown_grace_period_ms",
             "constraints",
@@ -313,6 +325,10 @@ pub const DEFAULT_DIST_DIR: &str = "dist";
 pub const DEFAULT_CPUS: f64 = 0.2;
 /// Default `[mirror] mem`, as in the original framework.
 pub const DEFAULT_MEM: f64 = 256.0;
+/// Default `[executor] cpus`: the executor's own share, as Mesos gives its own executors.
+pub const DEFAULT_EXECUTOR_CPUS: f64 = 0.1;
+/// Default `[executor] mem` (MB).
+pub const DEFAULT_EXECUTOR_MEM: f64 = 32.0;
 
 /// Reads typed values from one section, naming file and key in errors.
 struct Section<'a> {
@@ -473,6 +489,8 @@ impl SchedulerConfig {
                     .non_empty_string("dist_dir")?
                     .unwrap_or_else(|| DEFAULT_DIST_DIR.to_owned()),
             ),
+            cpus: executor_section.positive_f64("cpus", DEFAULT_EXECUTOR_CPUS)?,
+            mem: executor_section.positive_f64("mem", DEFAULT_EXECUTOR_MEM)?,
         };
         let scheduler = parse_tuning(&section("scheduler")?)?;
         Ok(SchedulerConfig {
@@ -562,6 +580,7 @@ impl SchedulerConfig {
                 principal: None,
                 secret_file: None,
                 role: None,
+                roles: Vec::new(),
             },
             api: ApiConfig {
                 bind,
@@ -576,6 +595,8 @@ impl SchedulerConfig {
             storage: StorageSpec::File(PathBuf::from(DEFAULT_STORAGE_PATH)),
             executor: ExecutorConfig {
                 dist_dir: PathBuf::from(DEFAULT_DIST_DIR),
+                cpus: DEFAULT_EXECUTOR_CPUS,
+                mem: DEFAULT_EXECUTOR_MEM,
             },
             scheduler: SchedulerTuning::default(),
         })
@@ -652,7 +673,30 @@ fn parse_mesos(s: &Section<'_>) -> Result<MesosConfig, ConfigError> {
         principal: s.non_empty_string("principal")?,
         secret_file: s.non_empty_string("secret_file")?.map(PathBuf::from),
         role: s.non_empty_string("role")?,
+        roles: parse_roles(s)?,
     })
+}
+
+/// `roles`: a non-empty list of distinct, non-empty role names, not with `role`.
+fn parse_roles(s: &Section<'_>) -> Result<Vec<String>, ConfigError> {
+    let Some(roles) = s.strings("roles")? else {
+        return Ok(Vec::new());
+    };
+    if s.get("role").is_some() {
+        return Err(s.invalid("roles", "set either role or roles, not both"));
+    }
+    if roles.is_empty() {
+        return Err(s.invalid("roles", "needs at least one role"));
+    }
+    for (i, role) in roles.iter().enumerate() {
+        if role.trim().is_empty() || role.chars().any(char::is_whitespace) {
+            return Err(s.invalid("roles", format!("{role:?} is not a role name")));
+        }
+        if roles[..i].contains(role) {
+            return Err(s.invalid("roles", format!("{role:?} is listed twice")));
+        }
+    }
+    Ok(roles)
 }
 
 fn parse_api(s: &Section<'_>) -> Result<ApiConfig, ConfigError> {
@@ -809,6 +853,8 @@ fn parse_tuning(s: &Section<'_>) -> Result<SchedulerTuning, ConfigError> {
         relaunch_backoff_max_ms,
         refuse_seconds: s.positive_f64("refuse_seconds", d.refuse_seconds)?,
         reconcile_timeout_ms: s.positive_u64("reconcile_timeout_ms", d.reconcile_timeout_ms)?,
+        reconcile_interval_secs: s
+            .positive_u64("reconcile_interval_secs", d.reconcile_interval_secs)?,
         unreachable_timeout_ms: s.u64("unreachable_timeout_ms", d.unreachable_timeout_ms)?,
         shutdown_grace_period_ms: s.u64("shutdown_grace_period_ms", d.shutdown_grace_period_ms)?,
         constraints,

@@ -387,3 +387,29 @@ proptest::proptest! {
         let _ = SchedulerConfig::from_legacy_properties("mmm.properties", &text);
     }
 }
+
+#[test]
+fn roles_load_and_their_mistakes_are_named() {
+    let c = load(&MINIMAL.replace("[mesos]\n", "[mesos]\nroles = [\"mirror\", \"dr\"]\n"))
+        .expect("loads");
+    assert_eq!(c.mesos.roles, ["mirror", "dr"]);
+    assert_eq!(c.mesos.role, None);
+    let c = load(&MINIMAL.replace("[mesos]\n", "[mesos]\nrole = \"mirror\"\n")).expect("loads");
+    assert_eq!(c.mesos.role.as_deref(), Some("mirror"));
+    assert!(c.mesos.roles.is_empty());
+    for (roles, problem) in [
+        ("roles = []", "needs at least one role"),
+        ("roles = [\"a\", \"a\"]", "\"a\" is listed twice"),
+        ("roles = [\"a b\"]", "\"a b\" is not a role name"),
+        (
+            "role = \"a\"\nroles = [\"b\"]",
+            "set either role or roles, not both",
+        ),
+    ] {
+        let msg = err(&MINIMAL.replace("[mesos]\n", &format!("[mesos]\n{roles}\n")));
+        assert!(
+            msg.contains("[mesos].roles") && msg.contains(problem),
+            "{roles}: {msg}"
+        );
+    }
+}

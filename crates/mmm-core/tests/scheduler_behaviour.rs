@@ -285,16 +285,37 @@ fn offers_launch_pending_servers_and_decline_the_rest() {
     let actions = s.handle(
         Event::Offers(vec![
             offer("small", "h0", 0.1, 64.0),
-            offer("big", "h1", 1.0, 256.0),
+            // two tasks of 0.5 cpus and 128 MB, each with its executor's 0.1 and 32
+            offer("big", "h1", 1.2, 320.0),
             offer("spare", "h2", 8.0, 8192.0),
         ]),
         5,
     );
     assert!(has_persist(&actions), "{actions:?}");
+    for task in launched(&actions) {
+        let executor = task.executor.expect("executor");
+        let sum = |rs: &[v1::Resource], name: &str| mesos_proto::resources::scalar_sum(rs, name);
+        assert_eq!(
+            (sum(&task.resources, "cpus"), sum(&task.resources, "mem")),
+            (0.5, 128.0)
+        );
+        assert_eq!(
+            (
+                sum(&executor.resources, "cpus"),
+                sum(&executor.resources, "mem")
+            ),
+            (0.1, 32.0)
+        );
+    }
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Launch { refuse_seconds, .. } if *refuse_seconds == 7.0)));
     let launches: Vec<_> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::Launch { offer_id, tasks } => Some((offer_id.value.clone(), tasks.len())),
+            Action::Launch {
+                offer_id, tasks, ..
+            } => Some((offer_id.value.clone(), tasks.len())),
             _ => None,
         })
         .collect();

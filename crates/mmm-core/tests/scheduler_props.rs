@@ -286,7 +286,9 @@ impl Harness {
                     self.last_persisted = cluster.clone();
                     persisted_now = Some(cluster.clone());
                 }
-                Action::Launch { offer_id, tasks } => {
+                Action::Launch {
+                    offer_id, tasks, ..
+                } => {
                     answered.push(offer_id.value.clone());
                     prop_assert!(!tasks.is_empty());
                     let stored = persisted_now

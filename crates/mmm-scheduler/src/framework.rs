@@ -8,21 +8,31 @@ use mesos_proto::v1::framework_info::{capability, Capability};
 use mesos_proto::v1::FrameworkInfo;
 use mmm_core::config::MesosConfig;
 
-// `role` (rather than `roles` with MULTI_ROLE) keeps offers in the
-// single-role format that every Mesos 1.x master speaks.
+// `role` keeps offers in the single-role, pre-refinement format every Mesos
+// 1.x master speaks; `roles` registers with MULTI_ROLE and
+// RESERVATION_REFINEMENT (offers then carry allocation_info and
+// `reservations`). Launches copy whatever format the offer used.
 #[allow(deprecated)]
 /// The FrameworkInfo to subscribe with (without `id`, which the connection
 /// fills in from the stored state).
 pub fn framework_info(mesos: &MesosConfig, user: String, webui_url: &str) -> FrameworkInfo {
-    let capabilities = [
+    let multi_role = !mesos.roles.is_empty();
+    let mut types = vec![
         capability::Type::PartitionAware,
         capability::Type::TaskKillingState,
-    ]
-    .into_iter()
-    .map(|t| Capability {
-        r#type: Some(t as i32),
-    })
-    .collect();
+    ];
+    if multi_role {
+        types.extend([
+            capability::Type::MultiRole,
+            capability::Type::ReservationRefinement,
+        ]);
+    }
+    let capabilities = types
+        .into_iter()
+        .map(|t| Capability {
+            r#type: Some(t as i32),
+        })
+        .collect();
     FrameworkInfo {
         user,
         name: mesos.framework_name.clone(),
@@ -30,7 +40,8 @@ pub fn framework_info(mesos: &MesosConfig, user: String, webui_url: &str) -> Fra
         checkpoint: Some(true),
         principal: mesos.principal.clone(),
         webui_url: Some(webui_url.to_string()),
-        role: mesos.role.clone(),
+        role: if multi_role { None } else { mesos.role.clone() },
+        roles: mesos.roles.clone(),
         capabilities,
         ..FrameworkInfo::default()
     }
@@ -122,6 +133,7 @@ mod tests {
             principal: Some("p".into()),
             secret_file: None,
             role: None,
+            roles: Vec::new(),
         };
         let info = framework_info(&mesos, "u".into(), "http://h:7000");
         assert_eq!(info.failover_timeout, Some(2_592_000.0));
@@ -132,6 +144,19 @@ mod tests {
         assert!(caps.contains(&(capability::Type::PartitionAware as i32)));
         assert!(caps.contains(&(capability::Type::TaskKillingState as i32)));
         assert!(info.id.is_none());
+        assert!(!caps.contains(&(capability::Type::MultiRole as i32)));
+        let multi = MesosConfig {
+            roles: vec!["mirror".into(), "dr".into()],
+            ..mesos
+        };
+        let info = framework_info(&multi, "u".into(), "http://h:7000");
+        let caps: Vec<i32> = info.capabilities.iter().filter_map(|c| c.r#type).collect();
+        assert!(caps.contains(&(capability::Type::MultiRole as i32)));
+        assert!(caps.contains(&(capability::Type::ReservationRefinement as i32)));
+        assert_eq!(info.roles, ["mirror", "dr"]);
+        #[allow(deprecated)]
+        let role = info.role;
+        assert!(role.is_none(), "MULTI_ROLE frameworks must not set role");
     }
 
     #[test]

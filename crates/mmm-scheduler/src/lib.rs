@@ -7,6 +7,7 @@ pub mod driver;
 pub mod framework;
 pub mod mesos;
 pub mod metrics;
+pub mod standby;
 pub mod startup;
 pub mod store;
 pub mod web;

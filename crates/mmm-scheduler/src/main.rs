@@ -1,5 +1,6 @@
 //! `mmm-scheduler [--config] <mmm.toml> --consumer-config <f> --producer-config <f>`
 
+use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
@@ -180,7 +181,38 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
 
-    let mut store = Store::open_spec(&config.storage).await?;
+    // A locked state file is refused at once, before the port is taken.
+    let file_store = match &config.storage {
+        mmm_core::config::StorageSpec::File(_) => Some(Store::open_spec(&config.storage).await?),
+        _ => None,
+    };
+    // Bound before the ZooKeeper lock, so that a standby can answer while it waits.
+    let std_listener = std::net::TcpListener::bind(&config.api.bind)
+        .with_context(|| format!("cannot listen on [api].bind {}", config.api.bind))?;
+    std_listener.set_nonblocking(true)?;
+    let bound = std_listener.local_addr()?;
+    let advertised = framework::advertised_url(config.api.advertised_url.as_deref(), bound);
+    let (leader_tx, leader_rx) = watch::channel(None);
+    let (standby_stop, standby_stopped) = tokio::sync::oneshot::channel::<()>();
+    let standby_server = tokio::spawn(
+        axum::serve(
+            tokio::net::TcpListener::from_std(std_listener.try_clone()?)?,
+            mmm_scheduler::standby::router(leader_rx),
+        )
+        .with_graceful_shutdown(async {
+            let _ = standby_stopped.await;
+        })
+        .into_future(),
+    );
+    let mut store = match file_store {
+        Some(store) => store,
+        None => Store::open_spec_or_stand_by(&config.storage, &advertised, &leader_tx).await?,
+    };
+    if leader_tx.borrow().is_some() {
+        tracing::info!("the previous leader is gone: taking over");
+    }
+    let _ = standby_stop.send(());
+    let _ = standby_server.await;
     let lock_lost = store.lock_lost();
     let cluster = match store.load().await? {
         None => {
@@ -196,11 +228,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     tracing::info!(servers = cluster.servers.len(), framework_id = ?cluster.framework_id, state = %store.location(), "state loaded");
 
-    let listener = tokio::net::TcpListener::bind(&config.api.bind)
-        .await
-        .with_context(|| format!("cannot listen on [api].bind {}", config.api.bind))?;
-    let bound = listener.local_addr()?;
-    let advertised = framework::advertised_url(config.api.advertised_url.as_deref(), bound);
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
     tracing::info!(api = %advertised, "REST API listening on {bound}");
 
     let executor_uris = dist
@@ -267,7 +295,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); Ok(()) }
         reason = lock_lost => Err(anyhow!("lost the state lock, stopping so that no other scheduler runs beside this one: {reason}")),
         r = &mut connection_task => match r {
-            Ok(Err(reason)) => Err(anyhow!("cannot reach the Mesos master: {reason}")),
+            Ok(Err(stopped)) => Err(anyhow!("{stopped}")),
             Ok(Ok(())) => Err(anyhow!("the Mesos connection stopped")),
             Err(e) => Err(anyhow!("the Mesos connection failed: {e}")),
         },

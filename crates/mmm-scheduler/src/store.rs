@@ -71,6 +71,23 @@ impl Store {
         }
     }
 
+    /// Opens the store the validated configuration names; on ZooKeeper,
+    /// waits as a standby for as long as another scheduler holds the lock,
+    /// telling `standby` where that leader's API is. `holder` is what this
+    /// scheduler leaves in the lock for standbys to read: its API's URL.
+    pub async fn open_spec_or_stand_by(
+        spec: &mmm_core::config::StorageSpec,
+        holder: &str,
+        standby: &tokio::sync::watch::Sender<Option<String>>,
+    ) -> Result<Self, StoreError> {
+        match spec {
+            mmm_core::config::StorageSpec::ZooKeeper { hosts, path } => Ok(Store::Zk(
+                ZkStore::open_as(&hosts.join(","), path, holder, Some(standby)).await?,
+            )),
+            other => Self::open_spec(other).await,
+        }
+    }
+
     /// Opens the store the validated configuration names.
     pub async fn open_spec(spec: &mmm_core::config::StorageSpec) -> Result<Self, StoreError> {
         match spec {
@@ -308,6 +325,20 @@ impl std::fmt::Debug for ZkStore {
 impl ZkStore {
     /// Connects, creates the state znode and its parents, and takes the lock.
     pub async fn open(hosts: &str, path: &str) -> Result<Self, StoreError> {
+        let holder = format!("pid {}", std::process::id());
+        Self::open_as(hosts, path, &holder, None).await
+    }
+
+    /// Like [`ZkStore::open`], leaving `holder` in the lock. With `standby`,
+    /// a lock held by another scheduler is waited for indefinitely (its
+    /// holder is sent to `standby`) and taken as soon as its session ends;
+    /// without, the wait ends after two session timeouts.
+    pub async fn open_as(
+        hosts: &str,
+        path: &str,
+        holder: &str,
+        standby: Option<&tokio::sync::watch::Sender<Option<String>>>,
+    ) -> Result<Self, StoreError> {
         let client = tokio::time::timeout(
             ZK_CONNECT_TIMEOUT,
             zk::Client::connector()
@@ -336,13 +367,32 @@ impl ZkStore {
             .map_err(|e| zk_err("mkdir", e))?;
         let lock = format!("{path}/lock");
         let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
-        let data = format!("pid {}", std::process::id());
         // A crashed scheduler's lock lives until its session expires: wait
         // that long before deciding that another scheduler is running.
         let deadline = tokio::time::Instant::now() + ZK_SESSION_TIMEOUT * 2;
         loop {
-            match client.create(&lock, data.as_bytes(), &ephemeral).await {
+            match client.create(&lock, holder.as_bytes(), &ephemeral).await {
                 Ok(_) => break,
+                Err(zk::Error::NodeExists) if standby.is_some() => {
+                    let leader = match client.get_data(&lock).await {
+                        Ok((data, _)) => String::from_utf8_lossy(&data).into_owned(),
+                        Err(zk::Error::NoNode) => continue,
+                        Err(e) => return Err(zk_err("get_data lock", e)),
+                    };
+                    if let Some(tx) = standby {
+                        if tx.borrow().as_deref() != Some(leader.as_str()) {
+                            tracing::info!(lock = %lock, leader = %leader, "standby: another scheduler leads; taking over when its ZooKeeper session ends");
+                        }
+                        tx.send_replace(Some(leader));
+                    }
+                    match client.check_and_watch_stat(&lock).await {
+                        Ok((None, _)) => {}
+                        Ok((Some(_), watcher)) => {
+                            watcher.changed().await;
+                        }
+                        Err(e) => return Err(zk_err("watch lock", e)),
+                    }
+                }
                 Err(zk::Error::NodeExists) if tokio::time::Instant::now() < deadline => {
                     tracing::info!(lock = %lock, "state lock held; waiting for it to be released or expire");
                     tokio::time::sleep(Duration::from_millis(500)).await;

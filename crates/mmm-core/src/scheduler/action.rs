@@ -16,6 +16,8 @@ pub enum Action {
         offer_id: v1::OfferId,
         /// The tasks to launch on it.
         tasks: Vec<v1::TaskInfo>,
+        /// How long the unused rest of the offer stays away.
+        refuse_seconds: f64,
     },
     /// DECLINE these offers with a refuse filter.
     Decline {

@@ -1,7 +1,6 @@
 //! Building the TaskInfo of one launch.
 
 use bytes::Bytes;
-use mesos_proto::resources::{scalar, with_allocation};
 use mesos_proto::v1;
 
 use super::Settings;
@@ -54,24 +53,17 @@ pub(crate) fn task_data(settings: &Settings, server: &Server) -> TaskData {
     data
 }
 
-/// The TaskInfo launching `server` on `offer` with a CUSTOM executor.
+/// The TaskInfo launching `server` on `offer` with a CUSTOM executor;
+/// `(task, executor)` resources were taken from the offer, reservations
+/// and allocation as offered.
 pub(crate) fn task_info(
     settings: &Settings,
     framework_id: &str,
     server: &Server,
     ids: &LaunchIds,
     offer: &v1::Offer,
+    (resources, executor_resources): (Vec<v1::Resource>, Vec<v1::Resource>),
 ) -> v1::TaskInfo {
-    let allocation = offer.allocation_info.clone().or_else(|| {
-        offer
-            .resources
-            .iter()
-            .find_map(|r| r.allocation_info.clone())
-    });
-    let resources = vec![
-        with_allocation(scalar("cpus", server.task.cpus), allocation.clone()),
-        with_allocation(scalar("mem", server.task.mem), allocation),
-    ];
     let command = v1::CommandInfo {
         uris: settings
             .executor_uris
@@ -104,6 +96,7 @@ pub(crate) fn task_info(
         shutdown_grace_period: Some(v1::DurationInfo {
             nanoseconds: grace_ns,
         }),
+        resources: executor_resources,
         ..v1::ExecutorInfo::default()
     };
     v1::TaskInfo {

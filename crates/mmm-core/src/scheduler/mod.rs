@@ -47,9 +47,15 @@ pub struct Scheduler {
     subscribed: bool,
     /// Whether offers are suppressed, as last told to Mesos; `None` when unknown.
     offers_suppressed: Option<bool>,
-    /// Tasks asked about by explicit reconciliation and not answered yet,
-    /// with when they were last asked about.
-    awaiting_reconcile: BTreeMap<String, u64>,
+    /// Tasks without a fresh status: when to ask Mesos about them next
+    /// (explicit reconciliation) and how often they were asked already.
+    awaiting_reconcile: BTreeMap<String, reconcile::Ask>,
+    /// When implicit reconciliation last ran (this subscription).
+    last_implicit_ms: Option<u64>,
+    /// The offer of each launch no status has confirmed yet: if Mesos
+    /// reports the task unknown, the ACCEPT was lost and the offer, still
+    /// outstanding, is declined so that its resources come back.
+    launch_offers: BTreeMap<String, v1::OfferId>,
     /// Kills sent and not confirmed yet, with when they were last sent.
     kills_sent: BTreeMap<String, u64>,
     /// Whether the cluster changed during the current call.
@@ -67,6 +73,8 @@ impl Scheduler {
             subscribed: false,
             offers_suppressed: None,
             awaiting_reconcile: BTreeMap::new(),
+            last_implicit_ms: None,
+            launch_offers: BTreeMap::new(),
             kills_sent: BTreeMap::new(),
             dirty: false,
         }

@@ -40,14 +40,18 @@ impl Scheduler {
                 let Some(server) = self.cluster.servers.get(&id) else {
                     continue;
                 };
-                if !remaining.fits(server.task.cpus, server.task.mem)
+                // each launch has a new executor, which needs its own share
+                let (exec_cpus, exec_mem) =
+                    (self.settings.executor_cpus, self.settings.executor_mem);
+                if !remaining.fits(server.task.cpus + exec_cpus, server.task.mem + exec_mem)
                     || !constraints_allow(&self.settings.tuning.constraints, &offer, &busy_hosts)
                 {
                     continue;
                 }
-                remaining.take(server.task.cpus, server.task.mem);
+                let resources = remaining.take(server.task.cpus, server.task.mem);
+                let executor_resources = remaining.take(exec_cpus, exec_mem);
                 busy_hosts.insert(offer.hostname.clone());
-                tasks.push(self.launch_on(id, &offer, now_ms));
+                tasks.push(self.launch_on(id, &offer, resources, executor_resources, now_ms));
                 placed.push(id);
             }
             pending.retain(|id| !placed.contains(id));
@@ -57,6 +61,7 @@ impl Scheduler {
                 launches.push(Action::Launch {
                     offer_id: offer.id,
                     tasks,
+                    refuse_seconds: self.settings.tuning.refuse_seconds,
                 });
             }
         }
@@ -70,8 +75,16 @@ impl Scheduler {
         self.sync_offer_interest(now_ms, out);
     }
 
-    /// Records the launch of server `id` on `offer` and returns its TaskInfo.
-    fn launch_on(&mut self, id: ServerId, offer: &v1::Offer, now_ms: u64) -> v1::TaskInfo {
+    /// Records the launch of server `id` on `offer` with the task's and the
+    /// executor's resources taken from it, and returns its TaskInfo.
+    fn launch_on(
+        &mut self,
+        id: ServerId,
+        offer: &v1::Offer,
+        resources: Vec<v1::Resource>,
+        executor_resources: Vec<v1::Resource>,
+        now_ms: u64,
+    ) -> v1::TaskInfo {
         let uuid = self.rng.uuid();
         let framework_id = self
             .cluster
@@ -99,6 +112,16 @@ impl Scheduler {
         }
         self.dirty = true;
         let server = server.clone();
-        task_info(&self.settings, &framework_id, &server, &ids, offer)
+        self.await_launch_status(&ids.task_id, now_ms);
+        self.launch_offers
+            .insert(ids.task_id.clone(), offer.id.clone());
+        task_info(
+            &self.settings,
+            &framework_id,
+            &server,
+            &ids,
+            offer,
+            (resources, executor_resources),
+        )
     }
 }

@@ -24,6 +24,10 @@ pub struct Settings {
     pub tuning: SchedulerTuning,
     /// The most servers one `add` may create.
     pub max_add_per_call: u32,
+    /// The executor's own cpus, beside its task's.
+    pub executor_cpus: f64,
+    /// The executor's own memory (MB), beside its task's.
+    pub executor_mem: f64,
 }
 
 impl Settings {
@@ -43,6 +47,8 @@ impl Settings {
             mirror: config.mirror.clone(),
             tuning: config.scheduler.clone(),
             max_add_per_call: MAX_ADD_PER_CALL,
+            executor_cpus: config.executor.cpus,
+            executor_mem: config.executor.mem,
         }
     }
 }
@@ -60,6 +66,8 @@ impl Default for Settings {
             mirror: MirrorConfig::defaults_with(TopicSelection::List(Vec::new())),
             tuning: SchedulerTuning::default(),
             max_add_per_call: MAX_ADD_PER_CALL,
+            executor_cpus: crate::config::DEFAULT_EXECUTOR_CPUS,
+            executor_mem: crate::config::DEFAULT_EXECUTOR_MEM,
         }
     }
 }

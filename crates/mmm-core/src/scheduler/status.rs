@@ -35,6 +35,28 @@ pub(crate) fn is_terminal(state: TaskState) -> bool {
     )
 }
 
+/// Whether the master answers that it never heard of the task: a
+/// reconciliation answer of an unknown task.
+fn launch_never_arrived(status: &v1::TaskStatus) -> bool {
+    let reconciled = status.reason == Some(v1::task_status::Reason::Reconciliation as i32);
+    let unknown = matches!(
+        TaskState::try_from(status.state),
+        Ok(TaskState::TaskLost
+            | TaskState::TaskGone
+            | TaskState::TaskUnknown
+            | TaskState::TaskDropped)
+    );
+    reconciled && unknown
+}
+
+/// The status's `unreachable_time` in ms since the epoch, if it is a
+/// plausible time (not negative, not after `now_ms`).
+fn unreachable_time_ms(status: &v1::TaskStatus, now_ms: u64) -> Option<u64> {
+    let nanos = status.unreachable_time.as_ref()?.nanoseconds;
+    let ms = u64::try_from(nanos / 1_000_000).ok()?;
+    Some(ms.min(now_ms))
+}
+
 fn describe(state: TaskState, status: &v1::TaskStatus) -> String {
     match status.message.as_deref().filter(|m| !m.is_empty()) {
         Some(m) => format!("{}: {m}", state.as_str_name()),
@@ -46,6 +68,16 @@ impl Scheduler {
     pub(super) fn on_update(&mut self, status: v1::TaskStatus, now_ms: u64, out: &mut Vec<Action>) {
         let task_id = status.task_id.value.clone();
         self.awaiting_reconcile.remove(&task_id);
+        if let Some(offer_id) = self.launch_offers.remove(&task_id) {
+            if launch_never_arrived(&status) && self.subscribed {
+                // The ACCEPT was lost: its offer still holds the agent's
+                // resources (declining a used offer is harmless).
+                out.push(Action::Decline {
+                    offer_ids: vec![offer_id],
+                    refuse_seconds: 0.0,
+                });
+            }
+        }
         match TaskState::try_from(status.state) {
             Ok(state) => self.apply_update(state, &status, now_ms, out),
             Err(_) => {
@@ -90,7 +122,8 @@ impl Scheduler {
         let Some(server) = self.cluster.servers.get_mut(&id) else {
             return;
         };
-        if server.unreachable_since_ms.take().is_some() {
+        let unreachable_since = server.unreachable_since_ms.take();
+        if unreachable_since.is_some() && state != TaskState::TaskUnreachable {
             self.dirty = true;
         }
         match state {
@@ -104,7 +137,12 @@ impl Scheduler {
                 }
             }
             TaskState::TaskUnreachable => {
-                server.unreachable_since_ms = Some(now_ms);
+                // When Mesos lost the agent, not when we heard of it:
+                // reconciliation repeats the update after every subscription.
+                let since = unreachable_time_ms(status, now_ms)
+                    .or(unreachable_since)
+                    .unwrap_or(now_ms);
+                server.unreachable_since_ms = Some(since);
                 server.message = Some(message);
                 self.dirty = true;
             }

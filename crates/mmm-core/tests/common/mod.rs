@@ -12,6 +12,7 @@ use mmm_core::config::{MirrorConfig, SchedulerTuning, TopicSelection};
 use mmm_core::scheduler::{Action, AddServers, Command, Event, Scheduler, Settings};
 
 pub const BASE_BACKOFF_MS: u64 = 1_000;
+pub const RECONCILE_INTERVAL_SECS: u64 = 60;
 
 pub fn settings() -> Settings {
     let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
@@ -31,6 +32,7 @@ pub fn settings() -> Settings {
             relaunch_backoff_max_ms: 8_000,
             refuse_seconds: 7.0,
             reconcile_timeout_ms: 10_000,
+            reconcile_interval_secs: RECONCILE_INTERVAL_SECS,
             unreachable_timeout_ms: 60_000,
             shutdown_grace_period_ms: 5_000,
             constraints: Vec::new(),

@@ -15,9 +15,11 @@ pub fn call_for(framework_id: &FrameworkId, action: Action) -> Option<sched::Cal
     Some(match action {
         Action::Persist(_) => return None,
         // The refuse filter of an ACCEPT applies to the unused rest of the offer.
-        Action::Launch { offer_id, tasks } => {
-            calls::accept_launch(framework_id, offer_id, tasks, 5.0)
-        }
+        Action::Launch {
+            offer_id,
+            tasks,
+            refuse_seconds,
+        } => calls::accept_launch(framework_id, offer_id, tasks, refuse_seconds),
         Action::Decline {
             offer_ids,
             refuse_seconds,

@@ -104,14 +104,59 @@ impl Backoff {
     }
 }
 
-/// Runs until `out` is closed; fails only when no master was reachable
-/// before the first subscription within `give_up_unreachable_after`.
+/// Why the connection stopped trying.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConnectionStopped {
+    /// No master could be reached before the first subscription in time.
+    #[error("cannot reach the Mesos master: {0}")]
+    Unreachable(String),
+    /// The master refused the framework in a way retrying cannot cure:
+    /// wrong credentials, a principal or role it refuses, no authorization.
+    #[error("the Mesos master refused this framework: {0}")]
+    Refused(String),
+}
+
+/// Whether a master's message is about who the framework is: its
+/// principal, role(s) or authorization, which retrying does not change.
+pub fn names_identity(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["principal", "role", "authoriz", "authent", "not allowed"]
+        .iter()
+        .any(|w| m.contains(w))
+}
+
+/// Whether a SUBSCRIBE answer is a permanent refusal: 401, 403, or a 400
+/// about the framework's identity.
+fn refused_for_good(e: &MesosHttpError) -> bool {
+    match e {
+        MesosHttpError::Refused { status, body, .. } => {
+            *status == reqwest::StatusCode::UNAUTHORIZED
+                || *status == reqwest::StatusCode::FORBIDDEN
+                || (*status == reqwest::StatusCode::BAD_REQUEST && names_identity(body))
+        }
+        _ => false,
+    }
+}
+
+/// Gives up for good: /health and the log say why.
+fn stop_refused(state: &watch::Sender<SubscriptionState>, reason: String) -> ConnectionStopped {
+    let stopped = ConnectionStopped::Refused(reason);
+    tracing::error!("{stopped}; stopping");
+    let _ = state.send(SubscriptionState::Disconnected {
+        reason: stopped.to_string(),
+    });
+    stopped
+}
+
+/// Runs until `out` is closed; fails when no master was reachable before
+/// the first subscription within `give_up_unreachable_after`, or when the
+/// master refuses the framework for good.
 pub async fn run(
     cfg: ConnectionConfig,
     session: SessionCell,
     out: mpsc::Sender<MesosInput>,
     state: watch::Sender<SubscriptionState>,
-) -> Result<(), String> {
+) -> Result<(), ConnectionStopped> {
     let started = tokio::time::Instant::now();
     let mut ever_subscribed = false;
     let mut framework_id = cfg.framework_id.clone().map(|value| FrameworkId { value });
@@ -132,7 +177,7 @@ pub async fn run(
                     }
                     if let Some(limit) = cfg.give_up_unreachable_after {
                         if started.elapsed() > limit {
-                            return Err(e.to_string());
+                            return Err(ConnectionStopped::Unreachable(e.to_string()));
                         }
                     }
                 }
@@ -186,6 +231,10 @@ pub async fn run(
                     )
                     .await;
                     *session.write().unwrap_or_else(|p| p.into_inner()) = None;
+                    let outcome = match outcome {
+                        Ok(reason) => reason,
+                        Err(refusal) => return Err(stop_refused(&state, refusal)),
+                    };
                     last_error = outcome;
                     if out
                         .send(MesosInput::Disconnected {
@@ -201,6 +250,9 @@ pub async fn run(
                     break;
                 }
                 Err(e) => {
+                    if refused_for_good(&e) {
+                        return Err(stop_refused(&state, e.to_string()));
+                    }
                     last_error = e.to_string();
                     if !matches!(e, MesosHttpError::Unreachable { .. }) {
                         all_unreachable = false;
@@ -219,9 +271,9 @@ pub async fn run(
         }
         if let Some(limit) = cfg.give_up_unreachable_after {
             if !ever_subscribed && all_unreachable && started.elapsed() > limit {
-                return Err(format!(
+                return Err(ConnectionStopped::Unreachable(format!(
                     "no Mesos master reachable within {limit:?}: {last_error}"
-                ));
+                )));
             }
         }
         let _ = state.send(SubscriptionState::Disconnected {
@@ -232,7 +284,8 @@ pub async fn run(
     }
 }
 
-/// Reads one subscription's events until it ends; returns why it ended.
+/// Reads one subscription's events until it ends; returns why it ended,
+/// as an error when the master refused the framework for good.
 #[allow(clippy::too_many_arguments)]
 async fn read_stream(
     sub: super::http::Subscription,
@@ -243,7 +296,7 @@ async fn read_stream(
     state: &watch::Sender<SubscriptionState>,
     mut leader_rx: Option<&mut watch::Receiver<Option<Url>>>,
     subscribed_once: &mut bool,
-) -> String {
+) -> Result<String, String> {
     let super::http::Subscription {
         endpoint,
         stream_id,
@@ -255,28 +308,28 @@ async fn read_stream(
         let chunk = tokio::select! {
             chunk = tokio::time::timeout(timeout, response.chunk()) => chunk,
             changed = wait_leader_change(leader_rx.as_deref_mut()) => {
-                return if changed {
+                return Ok(if changed {
                     format!("the leading master changed (was {})", base_of(&endpoint))
                 } else {
                     "master detection stopped".to_string()
-                };
+                });
             }
         };
         let chunk: Bytes = match chunk {
             Err(_) => {
-                return format!(
+                return Ok(format!(
                     "no event from {} within {timeout:?}: heartbeats missed",
                     base_of(&endpoint)
-                )
+                ))
             }
             Ok(Err(e)) => {
-                return format!(
+                return Ok(format!(
                     "stream from {} broke: {}",
                     base_of(&endpoint),
                     error_chain(&e)
-                )
+                ))
             }
-            Ok(Ok(None)) => return format!("master {} closed the stream", base_of(&endpoint)),
+            Ok(Ok(None)) => return Ok(format!("master {} closed the stream", base_of(&endpoint))),
             Ok(Ok(Some(chunk))) => chunk,
         };
         decoder.feed(&chunk);
@@ -284,11 +337,21 @@ async fn read_stream(
             let record = match decoder.next_record() {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
-                Err(e) => return format!("undecodable stream from {}: {e}", base_of(&endpoint)),
+                Err(e) => {
+                    return Ok(format!(
+                        "undecodable stream from {}: {e}",
+                        base_of(&endpoint)
+                    ))
+                }
             };
             let event = match sched::Event::decode(record) {
                 Ok(ev) => ev,
-                Err(e) => return format!("undecodable event from {}: {e}", base_of(&endpoint)),
+                Err(e) => {
+                    return Ok(format!(
+                        "undecodable event from {}: {e}",
+                        base_of(&endpoint)
+                    ))
+                }
             };
             let kind = event
                 .r#type
@@ -296,7 +359,7 @@ async fn read_stream(
             match kind {
                 Some(sched::event::Type::Subscribed) => {
                     let Some(subscribed) = &event.subscribed else {
-                        return "SUBSCRIBED event without its subscribed field".into();
+                        return Ok("SUBSCRIBED event without its subscribed field".into());
                     };
                     let id = subscribed.framework_id.clone();
                     let heartbeat = subscribed
@@ -337,7 +400,10 @@ async fn read_stream(
                         *framework_id = None;
                     }
                     let _ = out.send(MesosInput::Event(Box::new(event))).await;
-                    return format!("master sent ERROR: {message}");
+                    if !framework_was_removed(&message) && names_identity(&message) {
+                        return Err(format!("ERROR: {message}"));
+                    }
+                    return Ok(format!("master sent ERROR: {message}"));
                 }
                 Some(sched::event::Type::Heartbeat) => {
                     tracing::trace!("heartbeat");
@@ -345,7 +411,7 @@ async fn read_stream(
                 _ => {}
             }
             if out.send(MesosInput::Event(Box::new(event))).await.is_err() {
-                return "scheduler stopped".into();
+                return Ok("scheduler stopped".into());
             }
         }
     }
@@ -389,6 +455,23 @@ fn framework_was_removed(message: &str) -> bool {
 #[cfg(test)]
 mod removal_tests {
     use super::framework_was_removed;
+
+    #[test]
+    fn refusals_about_identity_are_told_apart() {
+        use super::names_identity;
+        for permanent in [
+            "Roles { web } are not present in the master's --roles",
+            "Not authorized to register framework  with roles { mirror }",
+            "Authenticated principal 'a' does not match principal 'b' set in `FrameworkInfo`",
+            "'FrameworkInfo.role' is not a valid role: Empty role name is invalid",
+            "User 'root' is not allowed to run frameworks without --root_submissions set",
+        ] {
+            assert!(names_identity(permanent), "{permanent}");
+        }
+        for transient in ["Framework failed over", "Framework has been removed", ""] {
+            assert!(!names_identity(transient), "{transient}");
+        }
+    }
 
     #[test]
     fn only_a_removal_makes_the_scheduler_forget_its_framework_id() {

@@ -34,6 +34,8 @@ pub enum MesosHttpError {
     },
     #[error("master {url} answered SUBSCRIBE without a {STREAM_ID_HEADER} header")]
     NoStreamId { url: String },
+    #[error("master {from} redirected to {url}, another host, which asks for credentials: they are sent only to the masters configured or found in ZooKeeper")]
+    CredentialsWithheld { from: String, url: String },
 }
 
 impl MesosHttpError {
@@ -118,7 +120,11 @@ impl MesosHttp {
         streaming: bool,
     ) -> Result<(Url, reqwest::Response), MesosHttpError> {
         let mut url = endpoint.clone();
+        // Credentials go to the master we were pointed at, never to another
+        // host (or a plain-http downgrade) a redirect names.
+        let trusted = endpoint.origin();
         for _ in 0..=MAX_REDIRECTS {
+            let send_credentials = url.origin() == trusted;
             let mut req = self
                 .client
                 .post(url.clone())
@@ -131,7 +137,9 @@ impl MesosHttp {
             if let Some(id) = stream_id {
                 req = req.header(STREAM_ID_HEADER, id);
             }
-            if let Some((principal, secret)) = &self.credentials {
+            if let Some((principal, secret)) =
+                self.credentials.as_ref().filter(|_| send_credentials)
+            {
                 req = req.basic_auth(principal, Some(secret));
             }
             let response = req.send().await.map_err(|e| MesosHttpError::Unreachable {
@@ -153,6 +161,13 @@ impl MesosHttp {
             }
             if status == StatusCode::SERVICE_UNAVAILABLE {
                 return Err(MesosHttpError::NoLeader {
+                    url: url.to_string(),
+                });
+            }
+            if status == StatusCode::UNAUTHORIZED && !send_credentials && self.credentials.is_some()
+            {
+                return Err(MesosHttpError::CredentialsWithheld {
+                    from: endpoint.to_string(),
                     url: url.to_string(),
                 });
             }
@@ -334,6 +349,39 @@ mod tests {
         assert!(leader_req
             .to_ascii_lowercase()
             .contains("content-type: application/x-protobuf"));
+    }
+
+    /// A redirect to another host gets no credentials, and its 401 says so.
+    #[tokio::test]
+    async fn credentials_are_not_sent_to_the_host_a_redirect_names() {
+        let other = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let other_addr = other.local_addr().expect("addr");
+        let first = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let first_addr = first.local_addr().expect("addr");
+        let f = tokio::spawn(answer(
+            first,
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: //{other_addr}/api/v1/scheduler\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        ));
+        let o = tokio::spawn(answer(
+            other,
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"mesos-master-scheduler\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+        ));
+        let http = MesosHttp::new(Some(("mmm".into(), "s3cret".into()))).expect("client");
+        let start = scheduler_endpoint(&url(&format!("http://{first_addr}")));
+        let err = http
+            .subscribe(&start, &sched::Call::default())
+            .await
+            .expect_err("the other host refuses");
+        assert!(
+            matches!(err, MesosHttpError::CredentialsWithheld { .. }),
+            "{err}"
+        );
+        let first_req = f.await.expect("first").to_ascii_lowercase();
+        let other_req = o.await.expect("other").to_ascii_lowercase();
+        assert!(first_req.contains("authorization: basic"), "{first_req}");
+        assert!(!other_req.contains("authorization"), "{other_req}");
     }
 
     /// Calls carry the stream id, protobuf content type and basic auth;

@@ -58,6 +58,16 @@ impl Scheduler {
         extra_scheduler_toml: &str,
         failover_secs: u64,
     ) -> Self {
+        Self::configured(master, "", extra_scheduler_toml, failover_secs)
+    }
+
+    /// Like [`Scheduler::new`], with `extra_mesos_toml` in the [mesos] section.
+    pub fn configured(
+        master: &str,
+        extra_mesos_toml: &str,
+        extra_scheduler_toml: &str,
+        failover_secs: u64,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("mmm-scheduler-test-")
             .tempdir()
@@ -90,6 +100,7 @@ impl Scheduler {
 master = "{master}"
 framework_name = "mmm-test"
 failover_timeout_secs = {failover_secs}
+{extra_mesos_toml}
 
 [api]
 bind = "127.0.0.1:0"
@@ -168,6 +179,27 @@ dist_dir = "{dist}"
             }
         })
         .await;
+    }
+
+    /// Starts the scheduler without waiting for its API (for runs that
+    /// are expected to stop by themselves).
+    pub fn spawn(&mut self) {
+        self.starts += 1;
+        let log = self.path(&format!("scheduler-{}.log", self.starts));
+        let child = ChildGuard::spawn_logged("mmm-scheduler", self.command(), &log)
+            .expect("spawn scheduler");
+        self.process = Some(child);
+    }
+
+    /// Waits until the scheduler exits by itself; returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let p = self.process.as_mut().expect("a started scheduler");
+        let status = p
+            .wait_timeout(WAIT)
+            .expect("wait for the scheduler")
+            .unwrap_or_else(|| panic!("the scheduler kept running: {}", self.logs()));
+        self.process = None;
+        status.code()
     }
 
     /// Everything the scheduler logged, over every start.
