@@ -45,6 +45,12 @@ pub struct MesosConfig {
     pub secret_file: Option<PathBuf>,
     /// `role`: the Mesos role to register with [*].
     pub role: Option<String>,
+    /// `master_scheme` ["http"]: "https" reaches masters written as
+    /// host:port and leaders found in ZooKeeper over TLS.
+    pub master_tls: bool,
+    /// `ca_file`: PEM certificates trusted for https masters besides the
+    /// system's roots (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[api]`.
@@ -250,6 +256,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "principal",
             "secret_file",
             "role",
+            "master_scheme",
+            "ca_file",
         ],
     ),
     ("api", &["bind", "advertised_url", "token_file"]),
@@ -549,6 +557,8 @@ impl SchedulerConfig {
                 principal: None,
                 secret_file: None,
                 role: None,
+                master_tls: false,
+                ca_file: None,
             },
             api: ApiConfig {
                 bind,
@@ -626,7 +636,28 @@ fn parse_mesos(s: &Section<'_>) -> Result<MesosConfig, ConfigError> {
             file: s.file.to_owned(),
             key: s.key("master"),
         })?;
-    let master = MasterSpec::parse(&master_text).map_err(|p| s.invalid("master", p))?;
+    let mut master = MasterSpec::parse(&master_text).map_err(|p| s.invalid("master", p))?;
+    let master_tls = match s.non_empty_string("master_scheme")?.as_deref() {
+        None | Some("http") => false,
+        Some("https") => true,
+        Some(other) => {
+            return Err(s.invalid(
+                "master_scheme",
+                format!("{other:?}: expected \"http\" or \"https\""),
+            ))
+        }
+    };
+    if let (true, MasterSpec::Direct(endpoints)) = (master_tls, &mut master) {
+        for (endpoint, item) in endpoints.iter_mut().zip(master_text.split(',')) {
+            if item.trim().starts_with("http://") {
+                return Err(s.invalid(
+                    "master_scheme",
+                    format!("\"https\" conflicts with the master URL {:?}", item.trim()),
+                ));
+            }
+            endpoint.tls = true;
+        }
+    }
     Ok(MesosConfig {
         master,
         framework_name: s
@@ -637,6 +668,8 @@ fn parse_mesos(s: &Section<'_>) -> Result<MesosConfig, ConfigError> {
         principal: s.non_empty_string("principal")?,
         secret_file: s.non_empty_string("secret_file")?.map(PathBuf::from),
         role: s.non_empty_string("role")?,
+        master_tls,
+        ca_file: s.non_empty_string("ca_file")?.map(PathBuf::from),
     })
 }
 

@@ -122,6 +122,8 @@ mod tests {
             principal: Some("p".into()),
             secret_file: None,
             role: None,
+            master_tls: false,
+            ca_file: None,
         };
         let info = framework_info(&mesos, "u".into(), "http://h:7000");
         assert_eq!(info.failover_timeout, Some(2_592_000.0));

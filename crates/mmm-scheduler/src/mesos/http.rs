@@ -24,6 +24,8 @@ pub enum MesosHttpError {
     NoLeader { url: String },
     #[error("master {url} redirected to an invalid location {location:?}")]
     BadRedirect { url: String, location: String },
+    #[error("master {url} redirected to {location:?}: refusing to leave https for http")]
+    InsecureRedirect { url: String, location: String },
     #[error("more than {MAX_REDIRECTS} redirects starting at {url}")]
     TooManyRedirects { url: String },
     #[error("master {url} answered {status}: {body}")]
@@ -59,6 +61,11 @@ pub fn resolve_redirect(current: &Url, location: &str) -> Result<Url, MesosHttpE
     // absolute references the way RFC 3986 says.
     let url = current.join(location).map_err(|_| bad())?;
     match url.scheme() {
+        // Credentials and the stream must never go out in clear.
+        "http" if current.scheme() == "https" => Err(MesosHttpError::InsecureRedirect {
+            url: current.to_string(),
+            location: location.to_string(),
+        }),
         "http" | "https" if url.host_str().is_some() => Ok(url),
         _ => Err(bad()),
     }
@@ -80,6 +87,15 @@ pub fn base_of(endpoint: &Url) -> Url {
     url
 }
 
+/// Why the client could not be built.
+#[derive(Debug, Error)]
+pub enum MesosClientError {
+    #[error("cannot use the CA file {path} ([mesos].ca_file): {reason}")]
+    CaFile { path: String, reason: String },
+    #[error("cannot create the HTTP client: {0}")]
+    Client(String),
+}
+
 /// A client for one framework's exchanges with the masters.
 #[derive(Debug, Clone)]
 pub struct MesosHttp {
@@ -98,12 +114,41 @@ pub struct Subscription {
 
 impl MesosHttp {
     /// `credentials` = (principal, secret) for HTTP basic authentication.
-    pub fn new(credentials: Option<(String, String)>) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    pub fn new(credentials: Option<(String, String)>) -> Result<Self, MesosClientError> {
+        Self::with_ca_file(credentials, None)
+    }
+
+    /// Like [`MesosHttp::new`], trusting the certificates of `ca_file` (PEM)
+    /// besides the system's roots. Mesos traffic never goes through a proxy:
+    /// `HTTP_PROXY` and friends are for other traffic, and the SUBSCRIBE
+    /// stream would not survive most proxies.
+    pub fn with_ca_file(
+        credentials: Option<(String, String)>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, MesosClientError> {
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()?;
+            .tcp_keepalive(Duration::from_secs(30));
+        if let Some(path) = ca_file {
+            let bad = |reason: String| MesosClientError::CaFile {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(error_chain(&e)))?;
+            if certs.is_empty() {
+                return Err(bad("no PEM certificate in it".into()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| MesosClientError::Client(error_chain(&e)))?;
         Ok(Self {
             client,
             credentials,
@@ -255,6 +300,37 @@ mod tests {
                 .as_str(),
             "http://m1:5050/master/api/v1/scheduler"
         );
+    }
+
+    #[test]
+    fn https_is_never_left_for_http() {
+        let cur = url("https://m1:5050/api/v1/scheduler");
+        for downgrade in ["http://m2:5050/api/v1/scheduler", "http://m1:5050/x"] {
+            let err = resolve_redirect(&cur, downgrade).expect_err(downgrade);
+            assert!(
+                matches!(err, MesosHttpError::InsecureRedirect { .. }),
+                "{downgrade}: {err}"
+            );
+            assert!(err.to_string().contains("refusing to leave https"), "{err}");
+        }
+        // An upgrade is fine.
+        let cur = url("http://m1:5050/api/v1/scheduler");
+        let next = resolve_redirect(&cur, "https://m2:5050/api/v1/scheduler").expect("upgrade");
+        assert_eq!(next.scheme(), "https");
+    }
+
+    #[test]
+    fn unreadable_or_empty_ca_files_are_named() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("ca.pem");
+        let err = MesosHttp::with_ca_file(None, Some(&path)).expect_err("missing");
+        assert!(
+            err.to_string().contains("[mesos].ca_file") && err.to_string().contains("ca.pem"),
+            "{err}"
+        );
+        std::fs::write(&path, "no certificate here\n").expect("write");
+        let err = MesosHttp::with_ca_file(None, Some(&path)).expect_err("empty");
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
     }
 
     #[test]
