@@ -601,6 +601,7 @@ pub(crate) fn restart(shared: &SharedRef, agent_idx: usize, downtime: Duration) 
         tracing::info!(agent = %agent.id, ?downtime, "agent restarting");
         agent.down = true;
         agent.recovering_until = None;
+        agent.fail_executor_updates = 0;
         if let Some(server) = agent.server.take() {
             server.abort();
         }

@@ -10,7 +10,7 @@
 //! - `POST /sim/updates/reorder`            `{"count": n}` (default 1)
 //! - `POST /sim/heartbeats/delay`           `{"seconds": s}`
 //! - `POST /sim/agents/{id}/restart`        `{"downtime_secs": s}` (default 1)
-//! - `POST /sim/executor-updates/fail`      `{"count": n}` (default 1)
+//! - `POST /sim/agents/{id}/fail-executor-updates` `{"count": n}` (default 1)
 
 // A refusal is an HTTP response built once per refused request; boxing it
 // would only add an allocation.
@@ -40,7 +40,10 @@ pub(crate) fn router() -> Router<SharedRef> {
             post(drop_executor_streams),
         )
         .route("/sim/agents/{id}/restart", post(restart_agent))
-        .route("/sim/executor-updates/fail", post(fail_executor_updates))
+        .route(
+            "/sim/agents/{id}/fail-executor-updates",
+            post(fail_executor_updates),
+        )
         .route("/sim/master/restart", post(restart))
         .route("/sim/offers/rescind", post(rescind_offers))
         .route("/sim/fetch/fail", post(fail_fetch))
@@ -127,13 +130,22 @@ async fn restart_agent(
     Json(serde_json::json!({ "restarting": id })).into_response()
 }
 
-async fn fail_executor_updates(State(shared): State<SharedRef>, bytes: Bytes) -> Response {
-    match body::<CountBody>(&bytes) {
-        Ok(b) => {
-            shared.lock().faults.fail_executor_updates += b.count;
+async fn fail_executor_updates(
+    State(shared): State<SharedRef>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let count = match body::<CountBody>(&bytes) {
+        Ok(b) => b.count,
+        Err(r) => return r,
+    };
+    let mut st = shared.lock();
+    match st.agent_index(&id) {
+        Some(idx) => {
+            st.agents[idx].fail_executor_updates += count;
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(r) => r,
+        None => json_error(StatusCode::NOT_FOUND, format!("no agent with id '{id}'")),
     }
 }
 

@@ -186,8 +186,8 @@ pub(crate) async fn handle(
             return refused(r);
         }
     }
-    if kind == exec::call::Type::Update && st.faults.fail_executor_updates > 0 {
-        st.faults.fail_executor_updates -= 1;
+    if kind == exec::call::Type::Update && st.agents[agent.index].fail_executor_updates > 0 {
+        st.agents[agent.index].fail_executor_updates -= 1;
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "mesos-sim: this UPDATE is refused on purpose (fail-executor-updates fault)",

@@ -130,6 +130,7 @@ impl MesosSim {
                 down: false,
                 recovering_until: None,
                 awaiting_resubscription: Default::default(),
+                fail_executor_updates: 0,
             });
         }
         let tick = config.tick.max(Duration::from_millis(1));
@@ -309,10 +310,17 @@ impl MesosSim {
         Ok(())
     }
 
-    /// Refuses the next `n` executor UPDATE calls with 503 while the streams
-    /// stay up.
-    pub fn fail_next_executor_updates(&self, n: u32) {
-        self.shared.lock().faults.fail_executor_updates += n;
+    /// Makes an agent refuse the next `n` executor UPDATE calls with 503
+    /// while the streams stay up (until it restarts).
+    pub fn fail_next_executor_updates(&self, agent_id: &str, n: u32) -> Result<(), SimError> {
+        let mut st = self.shared.lock();
+        let idx = st
+            .agent_index(agent_id)
+            .ok_or_else(|| SimError::UnknownAgent {
+                id: agent_id.into(),
+            })?;
+        st.agents[idx].fail_executor_updates += n;
+        Ok(())
     }
 
     /// Restarts the master as a failover with its registry intact: every

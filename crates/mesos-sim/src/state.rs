@@ -125,6 +125,9 @@ pub(crate) struct Agent {
     pub recovering_until: Option<Instant>,
     /// Executors that ran when it restarted and have not subscribed again.
     pub awaiting_resubscription: BTreeSet<(String, String)>,
+    /// Executor UPDATE calls still to be refused (503) by this agent
+    /// process; a restart clears it.
+    pub fail_executor_updates: u32,
 }
 
 impl Agent {
@@ -318,9 +321,6 @@ pub(crate) struct Faults {
     /// An update held back to be delivered after the next one.
     pub held_update: Option<(String, sched::Event)>,
     pub heartbeats_paused_until: Option<Instant>,
-    /// Executor UPDATE calls still to be refused (503), as by an agent that
-    /// cannot take them.
-    pub fail_executor_updates: u32,
 }
 
 pub(crate) struct State {
