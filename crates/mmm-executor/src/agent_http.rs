@@ -129,10 +129,19 @@ impl AgentHttp {
         if status.is_success() {
             return Ok(response);
         }
+        // A 401's reason is in its challenge (e.g. `error_description="Invalid
+        // JWT: ..."`), not in its body.
+        let challenge = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(|c| format!(" (WWW-Authenticate: {c})"))
+            .unwrap_or_default();
         let body = response.text().await.unwrap_or_default();
+        let body: String = body.replace('\n', " ").chars().take(500).collect();
         Err(AgentCallError::Status {
             status: status.as_u16(),
-            body: body.chars().take(500).collect(),
+            body: format!("{body}{challenge}"),
         })
     }
 }
