@@ -213,7 +213,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let scheduler = Scheduler::new(settings, cluster, rand::random());
 
     let http = MesosHttp::with_ca_file(credentials, config.mesos.ca_file.as_deref())
-        .context("cannot build the HTTP client")?;
+        .context("cannot build the HTTP client")?
+        .with_masters(match &source {
+            MasterSource::Direct(masters) => masters,
+            MasterSource::ZooKeeper { .. } => &[],
+        });
     let user = framework::task_user(config.mesos.user.as_deref());
     let info = framework::framework_info(&config.mesos, user, &advertised);
 

@@ -101,6 +101,9 @@ pub enum MesosClientError {
 pub struct MesosHttp {
     client: reqwest::Client,
     credentials: Option<(String, String)>,
+    /// Where credentials may go besides the endpoint a call starts at: the
+    /// configured masters.
+    masters: Vec<Url>,
 }
 
 /// An open SUBSCRIBE stream.
@@ -152,7 +155,23 @@ impl MesosHttp {
         Ok(Self {
             client,
             credentials,
+            masters: Vec::new(),
         })
+    }
+
+    /// Credentials also follow redirects to these masters (the configured
+    /// list), and to no other host.
+    pub fn with_masters(mut self, masters: &[Url]) -> Self {
+        self.masters = masters.to_vec();
+        self
+    }
+
+    /// Whether a redirect from `start` to `next` may carry the credentials.
+    fn may_receive_credentials(&self, start: &Url, next: &Url) -> bool {
+        let same = |a: &Url, b: &Url| {
+            a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+        };
+        same(start, next) || self.masters.iter().any(|m| same(m, next))
     }
 
     async fn post(
@@ -163,6 +182,7 @@ impl MesosHttp {
         streaming: bool,
     ) -> Result<(Url, reqwest::Response), MesosHttpError> {
         let mut url = endpoint.clone();
+        let mut with_credentials = true;
         for _ in 0..=MAX_REDIRECTS {
             let mut req = self
                 .client
@@ -176,7 +196,9 @@ impl MesosHttp {
             if let Some(id) = stream_id {
                 req = req.header(STREAM_ID_HEADER, id);
             }
-            if let Some((principal, secret)) = &self.credentials {
+            if let Some((principal, secret)) =
+                self.credentials.as_ref().filter(|_| with_credentials)
+            {
                 req = req.basic_auth(principal, Some(secret));
             }
             let response = req.send().await.map_err(|e| MesosHttpError::Unreachable {
@@ -192,6 +214,13 @@ impl MesosHttp {
                     .unwrap_or_default()
                     .to_string();
                 let next = resolve_redirect(&url, &location)?;
+                if with_credentials
+                    && self.credentials.is_some()
+                    && !self.may_receive_credentials(endpoint, &next)
+                {
+                    tracing::warn!(to = %next, "redirected to a master that is not configured: following without credentials");
+                    with_credentials = false;
+                }
                 tracing::debug!(from = %url, to = %next, "following the master's redirect to the leader");
                 url = next;
                 continue;
@@ -410,6 +439,51 @@ mod tests {
         assert!(leader_req
             .to_ascii_lowercase()
             .contains("content-type: application/x-protobuf"));
+    }
+
+    /// Credentials follow a redirect only to a configured master.
+    #[tokio::test]
+    async fn credentials_follow_redirects_only_to_configured_masters() {
+        for configured in [false, true] {
+            let leader = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let leader_addr = leader.local_addr().expect("addr");
+            let follower = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let follower_addr = follower.local_addr().expect("addr");
+            let f = tokio::spawn(answer(
+                follower,
+                format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: //{leader_addr}/api/v1/scheduler\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+            ));
+            let l = tokio::spawn(answer(
+                leader,
+                "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string(),
+            ));
+            let masters: Vec<Url> = if configured {
+                vec![url(&format!("http://{leader_addr}"))]
+            } else {
+                Vec::new()
+            };
+            let http = MesosHttp::new(Some(("mmm".into(), "s3cret".into())))
+                .expect("client")
+                .with_masters(&masters);
+            let start = scheduler_endpoint(&url(&format!("http://{follower_addr}")));
+            http.call(&start, "s", &sched::Call::default())
+                .await
+                .expect("accepted by the leader");
+            let to_follower = f.await.expect("follower").to_ascii_lowercase();
+            let to_leader = l.await.expect("leader").to_ascii_lowercase();
+            assert!(
+                to_follower.contains("authorization: basic"),
+                "{to_follower}"
+            );
+            assert_eq!(
+                to_leader.contains("authorization: basic"),
+                configured,
+                "configured={configured}: {to_leader}"
+            );
+        }
     }
 
     /// Calls carry the stream id, protobuf content type and basic auth;
