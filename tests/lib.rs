@@ -40,10 +40,27 @@ impl System {
     /// Like [`System::start`], with `extra` appended to the scheduler's TOML
     /// configuration (e.g. a `[scheduler]` section with shorter timeouts).
     pub fn start_with(agents: u32, topics: &[String], extra: &str) -> Result<System> {
+        System::start_custom(agents, topics, &[], "", extra)
+    }
+
+    /// Like [`System::start_with`], with `sim_args` for mesos-sim (each may
+    /// name `{dir}`, the test directory) and `mesos_keys` added to the
+    /// scheduler's `[mesos]` section.
+    pub fn start_custom(
+        agents: u32,
+        topics: &[String],
+        sim_args: &[&str],
+        mesos_keys: &str,
+        extra: &str,
+    ) -> Result<System> {
         let dir = tempfile::tempdir().context("creating the test directory")?;
         let source = KafkaBroker::start().context("starting the source broker")?;
         let target = KafkaBroker::start().context("starting the target broker")?;
-        let (mesos, master_url) = start_mesos_sim(dir.path(), agents)?;
+        let sim_args: Vec<String> = sim_args
+            .iter()
+            .map(|a| a.replace("{dir}", &dir.path().display().to_string()))
+            .collect();
+        let (mesos, master_url) = start_mesos_sim(dir.path(), agents, &sim_args)?;
         let dist = dir.path().join("dist");
         fs::create_dir_all(&dist).context("creating dist/")?;
         fs::copy(bin_path("mmm-executor")?, dist.join("mmm-executor"))
@@ -60,12 +77,13 @@ impl System {
             topics: topics.to_vec(),
             group,
         };
-        system.write_config(extra)?;
+        let mesos_keys = mesos_keys.replace("{dir}", &system.dir.path().display().to_string());
+        system.write_config(&format!("{mesos_keys}\n"), extra)?;
         system.start_scheduler()?;
         Ok(system)
     }
 
-    fn write_config(&self, extra: &str) -> Result<()> {
+    fn write_config(&self, mesos_keys: &str, extra: &str) -> Result<()> {
         let d = self.dir.path();
         fs::create_dir_all(self.state_dir()).context("creating the state directory")?;
         let topics = self
@@ -77,7 +95,7 @@ impl System {
         fs::write(
             d.join("mmm.toml"),
             format!(
-                "[mesos]\nmaster = \"{master}\"\nframework_name = \"mmm-e2e\"\nfailover_timeout_secs = 3600\n\n\
+                "[mesos]\nmaster = \"{master}\"\nframework_name = \"mmm-e2e\"\nfailover_timeout_secs = 3600\n{mesos_keys}\n\
                  [api]\nbind = \"127.0.0.1:0\"\n\n\
                  [mirror]\ntopics = [{topics}]\noffset_commit_interval_ms = 1000\n\n\
                  [storage]\npath = \"{state}\"\n\n\
@@ -241,7 +259,7 @@ impl Drop for System {
     }
 }
 
-fn start_mesos_sim(dir: &Path, agents: u32) -> Result<(ChildGuard, String)> {
+fn start_mesos_sim(dir: &Path, agents: u32, extra: &[String]) -> Result<(ChildGuard, String)> {
     let mut cmd = Command::new(bin_path("mesos-sim")?);
     cmd.args([
         "--agents",
@@ -250,7 +268,8 @@ fn start_mesos_sim(dir: &Path, agents: u32) -> Result<(ChildGuard, String)> {
         "2",
         "--work-dir",
     ])
-    .arg(dir.join("mesos"));
+    .arg(dir.join("mesos"))
+    .args(extra);
     let log = dir.join("mesos-sim.log");
     let guard = ChildGuard::spawn_logged("mesos-sim", cmd, &log).context("starting mesos-sim")?;
     let url = wait_for_master_url(&log)?;
@@ -268,7 +287,7 @@ pub fn wait_for_master_url(log: &Path) -> Result<String> {
             let text = fs::read_to_string(log).unwrap_or_default();
             url = text
                 .split_whitespace()
-                .find(|w| w.starts_with("http://"))
+                .find(|w| w.starts_with("http://") || w.starts_with("https://"))
                 .map(|u| u.trim_end_matches('/').to_owned());
             Ok(url.is_some())
         },

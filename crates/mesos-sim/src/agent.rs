@@ -1,6 +1,6 @@
 //! The agents' side: executors, their tasks, and their status updates.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mesos_proto::v1::{
@@ -380,7 +380,9 @@ pub(crate) fn executor_subscribe(
         .map(|f| f.info.clone())
         .ok_or_else(|| (400, "Framework cannot be found".to_owned()))?;
     let agent_info = st.agents[agent_idx].info();
-    let executor = st.agents[agent_idx]
+    let agent = &mut st.agents[agent_idx];
+    agent.awaiting_resubscription.remove(key);
+    let executor = agent
         .executors
         .get_mut(key)
         .ok_or_else(|| (400, "Executor cannot be found".to_owned()))?;
@@ -434,6 +436,25 @@ pub(crate) fn executor_subscribe(
     Ok(())
 }
 
+/// The agent's `verifyExecutorClaims`, after the framework and executor
+/// lookups it follows: the token must name this executor's container.
+pub(crate) fn check_claims(
+    st: &State,
+    agent_idx: usize,
+    key: &ExecKey,
+    claims: &crate::executor_auth::Claims,
+) -> Result<(), CallRefusal> {
+    if !st.frameworks.contains_key(&key.0) {
+        return Err((400, "Framework cannot be found".into()));
+    }
+    let executor = st.agents[agent_idx]
+        .executors
+        .get(key)
+        .ok_or_else(|| (400, "Executor cannot be found".to_owned()))?;
+    crate::executor_auth::verify_claims(claims, &key.0, &key.1, &executor.container_id)
+        .map_err(|message| (403, message))
+}
+
 /// Checks that the executor exists and has subscribed.
 pub(crate) fn check_subscribed(
     st: &State,
@@ -460,6 +481,35 @@ pub(crate) fn executor_update(
 ) {
     let agent_id = st.agents[agent_idx].id.clone();
     let task_key = (key.0.clone(), status.task_id.value.clone());
+    let uuid = status.uuid.clone().unwrap_or_default();
+    let already_acked = st.tasks.get(&task_key).is_some_and(|t| {
+        t.agent_id == agent_id
+            && t.executor_id.as_deref() == Some(key.1.as_str())
+            && t.acked_uuids.contains(&uuid)
+    });
+    if already_acked {
+        // The status update manager answers a duplicate it has already
+        // handled with an acknowledgement again.
+        let why = format!(
+            "Ignoring status update {} for task {} of framework {} that has already been acknowledged by the framework",
+            crate::updates::uuid_text(&uuid),
+            task_key.1,
+            task_key.0
+        );
+        tracing::warn!("{why}");
+        st.dropped_executor_calls.push(why);
+        if let Some(executor) = st.agents[agent_idx].executors.get_mut(key) {
+            executor.send(&exec::Event {
+                r#type: Some(exec::event::Type::Acknowledged as i32),
+                acknowledged: Some(exec::event::Acknowledged {
+                    task_id: status.task_id.clone(),
+                    uuid,
+                }),
+                ..exec::Event::default()
+            });
+        }
+        return;
+    }
     let known = st.tasks.get(&task_key).is_some_and(|t| {
         t.live && t.agent_id == agent_id && t.executor_id.as_deref() == Some(key.1.as_str())
     });
@@ -472,11 +522,8 @@ pub(crate) fn executor_update(
         st.dropped_executor_calls.push(why);
         return;
     }
-    let uuid = status.uuid.clone().unwrap_or_default();
     if let Some(task) = st.tasks.get_mut(&task_key) {
-        let why = if task.acked_uuids.contains(&uuid) {
-            Some("that has already been acknowledged by the framework")
-        } else if task.received_uuids.contains(&uuid) {
+        let why = if task.received_uuids.contains(&uuid) {
             Some("that was already received (duplicate)")
         } else {
             task.received_uuids.push(uuid.clone());
@@ -535,8 +582,144 @@ pub(crate) fn executor_message(st: &mut State, agent_idx: usize, key: &ExecKey, 
     }
 }
 
-/// Kills an agent: its executors die, its tasks are lost (unreachable for
-/// partition-aware frameworks), its offers are rescinded.
+/// Restarts agent `agent_idx` (see `MesosSim::restart_agent`).
+pub(crate) fn restart(shared: &SharedRef, agent_idx: usize, downtime: Duration) {
+    {
+        let mut st = shared.lock();
+        let agent = &mut st.agents[agent_idx];
+        if !agent.alive || agent.down {
+            return;
+        }
+        tracing::info!(agent = %agent.id, ?downtime, "agent restarting");
+        agent.down = true;
+        agent.recovering_until = None;
+        agent.fail_executor_updates = 0;
+        if let Some(server) = agent.server.take() {
+            server.abort();
+        }
+        for (key, executor) in agent.executors.iter_mut() {
+            executor.stream = None;
+            executor.subscribed = false;
+            agent.awaiting_resubscription.insert(key.clone());
+        }
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(downtime).await;
+        let port = shared.lock().agents[agent_idx].port;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                Ok(listener) => break listener,
+                Err(e) => {
+                    if shared.lock().stopping {
+                        return;
+                    }
+                    tracing::warn!(port, error = %e, "agent cannot listen again yet");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let router = crate::http_executor::router(shared.clone(), agent_idx);
+        let server = tokio::spawn(crate::tls::serve(
+            listener,
+            router,
+            shared.tls.clone(),
+            "agent",
+        ));
+        let mut st = shared.lock();
+        if st.stopping || !st.agents[agent_idx].alive {
+            server.abort();
+            return;
+        }
+        let agent = &mut st.agents[agent_idx];
+        agent.server = Some(server.abort_handle());
+        agent.down = false;
+        agent.recovering_until =
+            Some(Instant::now() + shared.config.executor_reregistration_timeout);
+        tracing::info!(agent = %agent.id, "agent back; recovering");
+    });
+}
+
+/// The agents' timers: the end of a recovery kills the executors that did
+/// not subscribe again, as `Slave::reregisterExecutorTimeout` does.
+pub(crate) fn tick(shared: &SharedRef, st: &mut State) {
+    let now = Instant::now();
+    for idx in 0..st.agents.len() {
+        match st.agents[idx].recovering_until {
+            Some(until) if until <= now => {}
+            _ => continue,
+        }
+        st.agents[idx].recovering_until = None;
+        let stale = std::mem::take(&mut st.agents[idx].awaiting_resubscription);
+        for key in stale {
+            reregistration_timeout(shared, st, idx, &key);
+        }
+    }
+}
+
+fn reregistration_timeout(shared: &SharedRef, st: &mut State, agent_idx: usize, key: &ExecKey) {
+    let Some(executor) = st.agents[agent_idx].executors.remove(key) else {
+        return;
+    };
+    let agent_id = st.agents[agent_idx].id.clone();
+    tracing::info!(agent = %agent_id, executor = %key.1, "Killing un-reregistered executor");
+    if let Some(pid) = executor.pid {
+        crate::process_group::kill(pid);
+    }
+    if let Some(view) = st
+        .sandboxes
+        .iter_mut()
+        .find(|v| v.container_id == executor.container_id)
+    {
+        view.running = false;
+    }
+    let partition_aware = st
+        .frameworks
+        .get(&key.0)
+        .is_some_and(|f| f.has(v1::framework_info::capability::Type::PartitionAware));
+    let state = if partition_aware {
+        TaskState::TaskGone
+    } else {
+        TaskState::TaskLost
+    };
+    let message = format!(
+        "Executor did not reregister within {}",
+        crate::state::stout_duration(shared.config.executor_reregistration_timeout)
+    );
+    let unfinished: Vec<String> = st
+        .tasks
+        .values()
+        .filter(|t| {
+            t.framework_id == key.0
+                && t.agent_id == agent_id
+                && t.executor_id.as_deref() == Some(key.1.as_str())
+                && t.live
+                && !is_terminal(t.state)
+        })
+        .map(|t| t.task_id.clone())
+        .collect();
+    for task_id in unfinished {
+        let status = agent_status(
+            &agent_id,
+            &task_id,
+            Some(&key.1),
+            state,
+            Reason::ExecutorReregistrationTimeout,
+            &message,
+        );
+        updates::enqueue(
+            st,
+            &(key.0.clone(), task_id),
+            status,
+            false,
+            shared.config.update_retry_interval,
+        );
+    }
+    if let Some(fw) = st.frameworks.get_mut(&key.0) {
+        fw.send(&events::failure(&agent_id, Some(&key.1), None));
+    }
+}
+
 /// Closes the executor API stream of every executor on the agent, as a
 /// network partition between executor and agent would; the processes keep
 /// running and may subscribe again. Returns how many streams were open.
@@ -548,6 +731,8 @@ pub(crate) fn drop_executor_streams(st: &mut State, agent_idx: usize) -> usize {
         .count()
 }
 
+/// Kills an agent: its executors die, its tasks are lost (unreachable for
+/// partition-aware frameworks), its offers are rescinded.
 pub(crate) fn kill_agent(st: &mut State, agent_idx: usize) {
     let agent = &mut st.agents[agent_idx];
     if !agent.alive {

@@ -99,6 +99,22 @@ pub struct SimConfig {
     pub framework_credentials: Vec<(String, String)>,
     /// The roles frameworks may use (Mesos's `--roles`); `None`: any role.
     pub roles_whitelist: Option<Vec<String>>,
+    /// Agents authenticate executors (`--authenticate_http_executors`): each
+    /// gets a token in `MESOS_EXECUTOR_AUTHENTICATION_TOKEN` and every call
+    /// without it is answered 401.
+    pub authenticate_http_executors: bool,
+    /// When set, the master and agents serve https (libprocess SSL) with a
+    /// CA and certificate made at start and written here (`ca.pem`,
+    /// `cert.pem`, `key.pem`); executors get `LIBPROCESS_SSL_ENABLED=true`
+    /// and `LIBPROCESS_SSL_CA_FILE`, as an operator passes them.
+    pub tls_dir: Option<PathBuf>,
+    /// Variables every executor gets, like the agent's
+    /// `--executor_environment_variables` (the Mesos ones win).
+    pub executor_environment: Vec<(String, String)>,
+    /// How long a restarted agent waits for its executors to subscribe
+    /// again before it kills them; also their `MESOS_SUBSCRIPTION_BACKOFF_MAX`
+    /// (Mesos's `--executor_reregistration_timeout`: 2 s).
+    pub executor_reregistration_timeout: Duration,
 }
 
 impl Default for SimConfig {
@@ -115,6 +131,10 @@ impl Default for SimConfig {
             tick: Duration::from_millis(50),
             framework_credentials: Vec::new(),
             roles_whitelist: None,
+            authenticate_http_executors: false,
+            tls_dir: None,
+            executor_environment: Vec::new(),
+            executor_reregistration_timeout: Duration::from_secs(2),
         }
     }
 }

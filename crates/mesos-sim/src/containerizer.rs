@@ -82,7 +82,15 @@ fn plan(
         .filter(|e| e.container_id == container_id)?;
     let grace = agent::grace_period(&executor.info, shared.config.executor_shutdown_grace_period);
     let sandbox = executor.sandbox.display().to_string();
-    let mut env = BTreeMap::new();
+    let mut env: BTreeMap<String, String> =
+        shared.config.executor_environment.iter().cloned().collect();
+    if let Some(dir) = &shared.config.tls_dir {
+        env.insert("LIBPROCESS_SSL_ENABLED".into(), "true".into());
+        env.insert(
+            "LIBPROCESS_SSL_CA_FILE".into(),
+            crate::tls::ca_file(dir).display().to_string(),
+        );
+    }
     env.insert("MESOS_FRAMEWORK_ID".into(), key.0.clone());
     env.insert("MESOS_EXECUTOR_ID".into(), key.1.clone());
     env.insert("MESOS_AGENT_ENDPOINT".into(), agent.endpoint());
@@ -102,9 +110,18 @@ fn plan(
         stout_duration(grace),
     );
     env.insert("MESOS_HTTP_COMMAND_EXECUTOR".into(), "0".into());
+    if shared.config.authenticate_http_executors {
+        env.insert(
+            "MESOS_EXECUTOR_AUTHENTICATION_TOKEN".into(),
+            shared.executor_tokens.issue(&key.0, &key.1, container_id),
+        );
+    }
     if checkpoint {
         env.insert("MESOS_RECOVERY_TIMEOUT".into(), "15mins".into());
-        env.insert("MESOS_SUBSCRIPTION_BACKOFF_MAX".into(), "2secs".into());
+        env.insert(
+            "MESOS_SUBSCRIPTION_BACKOFF_MAX".into(),
+            stout_duration(shared.config.executor_reregistration_timeout),
+        );
     }
     Some(LaunchPlan {
         info: executor.info.clone(),

@@ -9,6 +9,8 @@
 //! - `POST /sim/updates/duplicate`          `{"count": n}` (default 1)
 //! - `POST /sim/updates/reorder`            `{"count": n}` (default 1)
 //! - `POST /sim/heartbeats/delay`           `{"seconds": s}`
+//! - `POST /sim/agents/{id}/restart`        `{"downtime_secs": s}` (default 1)
+//! - `POST /sim/agents/{id}/fail-executor-updates` `{"count": n}` (default 1)
 
 // A refusal is an HTTP response built once per refused request; boxing it
 // would only add an allocation.
@@ -36,6 +38,11 @@ pub(crate) fn router() -> Router<SharedRef> {
         .route(
             "/sim/agents/{id}/drop-executor-streams",
             post(drop_executor_streams),
+        )
+        .route("/sim/agents/{id}/restart", post(restart_agent))
+        .route(
+            "/sim/agents/{id}/fail-executor-updates",
+            post(fail_executor_updates),
         )
         .route("/sim/master/restart", post(restart))
         .route("/sim/offers/rescind", post(rescind_offers))
@@ -82,6 +89,61 @@ async fn drop_executor_streams(
         Some(idx) => {
             let dropped = agent::drop_executor_streams(&mut st, idx);
             Json(serde_json::json!({ "agent": id, "dropped": dropped })).into_response()
+        }
+        None => json_error(StatusCode::NOT_FOUND, format!("no agent with id '{id}'")),
+    }
+}
+
+#[derive(Deserialize)]
+struct RestartBody {
+    downtime_secs: f64,
+}
+
+impl Default for RestartBody {
+    fn default() -> Self {
+        Self { downtime_secs: 1.0 }
+    }
+}
+
+async fn restart_agent(
+    State(shared): State<SharedRef>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let req: RestartBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if !req.downtime_secs.is_finite() || !(0.0..=3600.0).contains(&req.downtime_secs) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "'downtime_secs' must be between 0 and 3600, got {}",
+                req.downtime_secs
+            ),
+        );
+    }
+    let Some(idx) = shared.lock().agent_index(&id) else {
+        return json_error(StatusCode::NOT_FOUND, format!("no agent with id '{id}'"));
+    };
+    agent::restart(&shared, idx, Duration::from_secs_f64(req.downtime_secs));
+    Json(serde_json::json!({ "restarting": id })).into_response()
+}
+
+async fn fail_executor_updates(
+    State(shared): State<SharedRef>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let count = match body::<CountBody>(&bytes) {
+        Ok(b) => b.count,
+        Err(r) => return r,
+    };
+    let mut st = shared.lock();
+    match st.agent_index(&id) {
+        Some(idx) => {
+            st.agents[idx].fail_executor_updates += count;
+            StatusCode::NO_CONTENT.into_response()
         }
         None => json_error(StatusCode::NOT_FOUND, format!("no agent with id '{id}'")),
     }

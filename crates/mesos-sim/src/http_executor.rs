@@ -19,6 +19,13 @@ pub(crate) struct AgentHandle {
     pub index: usize,
 }
 
+/// The executor API of agent `index`.
+pub(crate) fn router(shared: SharedRef, index: usize) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/executor", axum::routing::any(handle))
+        .with_state(AgentHandle { shared, index })
+}
+
 /// The checks of `validation::executor::call::validate`.
 fn validate(c: &exec::Call) -> Result<exec::call::Type, String> {
     let Some(kind) = c.r#type.and_then(|t| exec::call::Type::try_from(t).ok()) else {
@@ -83,6 +90,36 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The route is authenticated before anything else, as libprocess does.
+    let claims = if agent.shared.config.authenticate_http_executors {
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match agent.shared.executor_tokens.authenticate(header) {
+            Ok(claims) => Some(claims),
+            Err(refusal) => {
+                let mut response = text(StatusCode::UNAUTHORIZED, refusal.body);
+                if let Ok(value) = refusal.challenge.parse() {
+                    response
+                        .headers_mut()
+                        .insert(axum::http::header::WWW_AUTHENTICATE, value);
+                }
+                return response;
+            }
+        }
+    } else {
+        None
+    };
+    if agent.shared.lock().agents[agent.index].down {
+        // A connection opened before the restart: the agent process behind
+        // it is gone.
+        let mut response = text(StatusCode::SERVICE_UNAVAILABLE, "Agent is restarting");
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
     if method != Method::POST {
         return method_not_allowed(&method);
     }
@@ -101,14 +138,36 @@ pub(crate) async fn handle(
     };
     let shared = &agent.shared;
     let key = (c.framework_id.value.clone(), c.executor_id.value.clone());
+    let refused = |(code, message): agent::CallRefusal| {
+        text(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+            message,
+        )
+    };
     if kind == exec::call::Type::Subscribe {
         if let Err(r) = accepts_protobuf(&headers) {
             return r;
         }
         let (tx, response) = stream_response(None);
         let mut st = shared.lock();
+        if let Some(claims) = &claims {
+            if let Err(r) = agent::check_claims(&st, agent.index, &key, claims) {
+                return refused(r);
+            }
+        }
+        let unacknowledged = c
+            .subscribe
+            .map(|s| s.unacknowledged_updates)
+            .unwrap_or_default();
         return match agent::executor_subscribe(&mut st, agent.index, &key, tx) {
-            Ok(()) => response,
+            Ok(()) => {
+                // As the agent does: each update the executor still holds is
+                // handled like a new UPDATE (duplicates are recognised).
+                for update in unacknowledged {
+                    agent::executor_update(shared, &mut st, agent.index, &key, update.status);
+                }
+                response
+            }
             Err((code, message)) => text(
                 StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
                 message,
@@ -116,6 +175,24 @@ pub(crate) async fn handle(
         };
     }
     let mut st = shared.lock();
+    if st.agents[agent.index].recovering_until.is_some() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Agent has not finished recovery",
+        );
+    }
+    if let Some(claims) = &claims {
+        if let Err(r) = agent::check_claims(&st, agent.index, &key, claims) {
+            return refused(r);
+        }
+    }
+    if kind == exec::call::Type::Update && st.agents[agent.index].fail_executor_updates > 0 {
+        st.agents[agent.index].fail_executor_updates -= 1;
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "mesos-sim: this UPDATE is refused on purpose (fail-executor-updates fault)",
+        );
+    }
     if let Err((code, message)) = agent::check_subscribed(&st, agent.index, &key) {
         return text(
             StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),

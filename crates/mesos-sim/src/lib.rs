@@ -15,6 +15,7 @@ mod agent;
 mod config;
 mod containerizer;
 mod control;
+mod executor_auth;
 pub mod fetcher;
 mod http_executor;
 mod http_scheduler;
@@ -25,6 +26,7 @@ mod required;
 mod resources;
 mod sim;
 mod state;
+mod tls;
 mod updates;
 
 pub use config::{AgentConfig, Reserved, SimConfig};

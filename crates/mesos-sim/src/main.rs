@@ -52,6 +52,24 @@ struct Args {
     /// The roles frameworks may use (Mesos's --roles), comma-separated.
     #[arg(long)]
     roles: Option<String>,
+    /// Agents authenticate executors with per-executor tokens.
+    #[arg(long)]
+    authenticate_http_executors: bool,
+    /// Serve https: a test CA and certificate are made at start and written
+    /// into this directory (ca.pem, cert.pem, key.pem).
+    #[arg(long)]
+    tls_dir: Option<PathBuf>,
+    /// NAME=VALUE given to every executor, like the agent's
+    /// --executor_environment_variables (repeatable).
+    #[arg(long = "executor-env", value_parser = parse_env_pair)]
+    executor_env: Vec<(String, String)>,
+}
+
+fn parse_env_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
+    }
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -107,6 +125,9 @@ async fn main() -> anyhow::Result<()> {
         roles_whitelist: args
             .roles
             .map(|r| r.split(',').map(|x| x.trim().to_owned()).collect()),
+        authenticate_http_executors: args.authenticate_http_executors,
+        tls_dir: args.tls_dir,
+        executor_environment: args.executor_env,
         ..SimConfig::default()
     };
     // Watch the signals before announcing the URL: whoever reads it may

@@ -12,7 +12,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::SimConfig;
-use crate::http_executor::AgentHandle;
 use crate::inspect::{self, SimSnapshot, TaskView};
 use crate::resources::ResourceSet;
 use crate::state::{events, Agent, Shared, SharedRef, State};
@@ -42,6 +41,9 @@ pub enum SimError {
     /// The configuration cannot describe a cluster.
     #[error("invalid configuration: {reason}")]
     InvalidConfig { reason: String },
+    /// The TLS certificate could not be made or used.
+    #[error("cannot set up TLS: {reason}")]
+    Tls { reason: String },
     /// A wait ran out of time.
     #[error("timed out after {waited:?} waiting for {what}")]
     Timeout { what: String, waited: Duration },
@@ -60,6 +62,7 @@ pub enum SimError {
 pub struct MesosSim {
     shared: SharedRef,
     master_addr: SocketAddr,
+    scheme: &'static str,
     background: Vec<JoinHandle<()>>,
     owned_work_dir: Option<PathBuf>,
     stopped: bool,
@@ -124,10 +127,21 @@ impl MesosSim {
                 alive: true,
                 executors: Default::default(),
                 server: None,
+                down: false,
+                recovering_until: None,
+                awaiting_resubscription: Default::default(),
+                fail_executor_updates: 0,
             });
         }
         let tick = config.tick.max(Duration::from_millis(1));
-        let shared = Arc::new(Shared::new(config, work_dir, state));
+        let tls = match &config.tls_dir {
+            Some(dir) => Some(crate::tls::generate(dir)?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut shared = Shared::new(config, work_dir, state);
+        shared.tls = tls.clone();
+        let shared = Arc::new(shared);
 
         let mut background = Vec::new();
         let master_router = Router::new()
@@ -135,23 +149,15 @@ impl MesosSim {
             .route("/master/api/v1/scheduler", any(http_scheduler::handle))
             .merge(control::router())
             .with_state(shared.clone());
-        background.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(master_listener, master_router).await {
-                tracing::error!(error = %e, "master server stopped");
-            }
-        }));
+        background.push(tokio::spawn(crate::tls::serve(
+            master_listener,
+            master_router,
+            tls.clone(),
+            "master",
+        )));
         for (index, (listener, _)) in agent_listeners.into_iter().enumerate() {
-            let router = Router::new()
-                .route("/api/v1/executor", any(http_executor::handle))
-                .with_state(AgentHandle {
-                    shared: shared.clone(),
-                    index,
-                });
-            let handle = tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, router).await {
-                    tracing::error!(error = %e, "agent server stopped");
-                }
-            });
+            let router = http_executor::router(shared.clone(), index);
+            let handle = tokio::spawn(crate::tls::serve(listener, router, tls.clone(), "agent"));
             shared.lock().agents[index].server = Some(handle.abort_handle());
             background.push(handle);
         }
@@ -164,21 +170,33 @@ impl MesosSim {
                     break;
                 }
                 master::tick(&clock, &mut st);
+                agent::tick(&clock, &mut st);
             }
         }));
         tracing::info!(port = master_port, "mesos-sim master listening");
         Ok(Self {
             shared,
             master_addr: SocketAddr::from(([127, 0, 0, 1], master_port)),
+            scheme,
             background,
             owned_work_dir,
             stopped: false,
         })
     }
 
-    /// `http://127.0.0.1:PORT`, the master's base URL.
+    /// `http://127.0.0.1:PORT` (`https://` with `tls_dir`), the master's base URL.
     pub fn master_url(&self) -> String {
-        format!("http://{}", self.master_addr)
+        format!("{}://{}", self.scheme, self.master_addr)
+    }
+
+    /// The CA certificate (PEM) the master and agents' certificate chains
+    /// to, with `tls_dir`.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.shared
+            .config
+            .tls_dir
+            .as_deref()
+            .map(crate::tls::ca_file)
     }
 
     /// The master's address.
@@ -273,6 +291,36 @@ impl MesosSim {
                 id: agent_id.into(),
             })?;
         Ok(agent::drop_executor_streams(&mut st, idx))
+    }
+
+    /// Restarts an agent: its endpoint closes and executor streams end for
+    /// `downtime`; then it recovers, and executors that do not subscribe
+    /// again within `executor_reregistration_timeout` are killed, their tasks
+    /// TASK_LOST (TASK_GONE when partition-aware). Executors keep running
+    /// meanwhile. Returns at once.
+    pub fn restart_agent(&self, agent_id: &str, downtime: Duration) -> Result<(), SimError> {
+        let idx =
+            self.shared
+                .lock()
+                .agent_index(agent_id)
+                .ok_or_else(|| SimError::UnknownAgent {
+                    id: agent_id.into(),
+                })?;
+        agent::restart(&self.shared, idx, downtime);
+        Ok(())
+    }
+
+    /// Makes an agent refuse the next `n` executor UPDATE calls with 503
+    /// while the streams stay up (until it restarts).
+    pub fn fail_next_executor_updates(&self, agent_id: &str, n: u32) -> Result<(), SimError> {
+        let mut st = self.shared.lock();
+        let idx = st
+            .agent_index(agent_id)
+            .ok_or_else(|| SimError::UnknownAgent {
+                id: agent_id.into(),
+            })?;
+        st.agents[idx].fail_executor_updates += n;
+        Ok(())
     }
 
     /// Restarts the master as a failover with its registry intact: every

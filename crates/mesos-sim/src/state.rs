@@ -22,6 +22,10 @@ pub(crate) struct Shared {
     pub config: SimConfig,
     pub work_dir: PathBuf,
     pub http: reqwest::Client,
+    /// Signs and checks executor tokens (`authenticate_http_executors`).
+    pub executor_tokens: crate::executor_auth::TokenIssuer,
+    /// The certificate the master and agents serve, with `tls_dir`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     state: Mutex<State>,
 }
 
@@ -31,6 +35,8 @@ impl Shared {
             config,
             work_dir,
             http: reqwest::Client::new(),
+            executor_tokens: crate::executor_auth::TokenIssuer::new(),
+            tls: None,
             state: Mutex::new(state),
         }
     }
@@ -120,6 +126,16 @@ pub(crate) struct Agent {
     /// By (framework id, executor id).
     pub executors: BTreeMap<(String, String), Executor>,
     pub server: Option<tokio::task::AbortHandle>,
+    /// Restarting: the endpoint is closed until it comes back.
+    pub down: bool,
+    /// Back from a restart: executors may re-subscribe until then; the
+    /// others are killed when it passes.
+    pub recovering_until: Option<Instant>,
+    /// Executors that ran when it restarted and have not subscribed again.
+    pub awaiting_resubscription: BTreeSet<(String, String)>,
+    /// Executor UPDATE calls still to be refused (503) by this agent
+    /// process; a restart clears it.
+    pub fail_executor_updates: u32,
 }
 
 impl Agent {

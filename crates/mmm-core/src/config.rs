@@ -48,6 +48,12 @@ pub struct MesosConfig {
     pub role: Option<String>,
     /// `roles`: several roles, registered with MULTI_ROLE (instead of `role`).
     pub roles: Vec<String>,
+    /// `master_scheme` ["http"]: "https" reaches masters written as
+    /// host:port and leaders found in ZooKeeper over TLS.
+    pub master_tls: bool,
+    /// `ca_file`: PEM certificates trusted for https masters besides the
+    /// system's roots (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[api]`.
@@ -271,6 +277,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "secret_file",
             "role",
             "roles",
+            "master_scheme",
+            "ca_file",
         ],
     ),
     ("api", &["bind", "advertised_url", "token_file"]),
@@ -581,6 +589,8 @@ impl SchedulerConfig {
                 secret_file: None,
                 role: None,
                 roles: Vec::new(),
+                master_tls: false,
+                ca_file: None,
             },
             api: ApiConfig {
                 bind,
@@ -662,7 +672,28 @@ fn parse_mesos(s: &Section<'_>) -> Result<MesosConfig, ConfigError> {
             file: s.file.to_owned(),
             key: s.key("master"),
         })?;
-    let master = MasterSpec::parse(&master_text).map_err(|p| s.invalid("master", p))?;
+    let mut master = MasterSpec::parse(&master_text).map_err(|p| s.invalid("master", p))?;
+    let master_tls = match s.non_empty_string("master_scheme")?.as_deref() {
+        None | Some("http") => false,
+        Some("https") => true,
+        Some(other) => {
+            return Err(s.invalid(
+                "master_scheme",
+                format!("{other:?}: expected \"http\" or \"https\""),
+            ))
+        }
+    };
+    if let (true, MasterSpec::Direct(endpoints)) = (master_tls, &mut master) {
+        for (endpoint, item) in endpoints.iter_mut().zip(master_text.split(',')) {
+            if item.trim().starts_with("http://") {
+                return Err(s.invalid(
+                    "master_scheme",
+                    format!("\"https\" conflicts with the master URL {:?}", item.trim()),
+                ));
+            }
+            endpoint.tls = true;
+        }
+    }
     Ok(MesosConfig {
         master,
         framework_name: s
@@ -674,6 +705,8 @@ fn parse_mesos(s: &Section<'_>) -> Result<MesosConfig, ConfigError> {
         secret_file: s.non_empty_string("secret_file")?.map(PathBuf::from),
         role: s.non_empty_string("role")?,
         roles: parse_roles(s)?,
+        master_tls,
+        ca_file: s.non_empty_string("ca_file")?.map(PathBuf::from),
     })
 }
 

@@ -413,3 +413,36 @@ fn roles_load_and_their_mistakes_are_named() {
         );
     }
 }
+
+#[test]
+fn master_scheme_and_ca_file() {
+    let c = load(MINIMAL).expect("valid");
+    assert!(!c.mesos.master_tls);
+    assert_eq!(c.mesos.ca_file, None);
+    let c = load(
+        "[mesos]\nmaster = \"m1:5050,https://m2:5443\"\nmaster_scheme = \"https\"\n\
+         ca_file = \"/etc/mmm/ca.pem\"\n[mirror]\ntopics = [\"t1\"]\n",
+    )
+    .expect("valid");
+    assert!(c.mesos.master_tls);
+    assert_eq!(c.mesos.ca_file, Some(PathBuf::from("/etc/mmm/ca.pem")));
+    match &c.mesos.master {
+        MasterSpec::Direct(endpoints) => assert!(endpoints.iter().all(|e| e.tls), "{endpoints:?}"),
+        other => panic!("direct masters expected: {other:?}"),
+    }
+    let c = load(
+        "[mesos]\nmaster = \"zk://z:2181/mesos\"\nmaster_scheme = \"https\"\n[mirror]\ntopics = [\"t1\"]\n",
+    )
+    .expect("valid");
+    assert!(c.mesos.master_tls);
+    let msg =
+        err("[mesos]\nmaster = \"m:5050\"\nmaster_scheme = \"ftp\"\n[mirror]\ntopics = [\"t1\"]\n");
+    assert!(
+        msg.contains("[mesos].master_scheme") && msg.contains("\"ftp\""),
+        "{msg}"
+    );
+    let msg = err(
+        "[mesos]\nmaster = \"http://m:5050\"\nmaster_scheme = \"https\"\n[mirror]\ntopics = [\"t1\"]\n",
+    );
+    assert!(msg.contains("conflicts with the master URL"), "{msg}");
+}

@@ -11,18 +11,25 @@ use mesos_proto::v1::executor::{event, Call, Event};
 use mesos_proto::v1::{
     task_status, AgentId, ExecutorId, FrameworkId, TaskId, TaskInfo, TaskState, TaskStatus,
 };
-use mesos_proto::{Message as _, CONTENT_TYPE_PROTOBUF};
+use mesos_proto::Message as _;
 use mmm_core::task_data::TaskData;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
+use crate::agent_http::{AgentCallError, AgentHttp};
 use crate::engine::{Engine, EngineError, EngineResult, Limits};
 use crate::mesos_env::MesosEnv;
 use crate::metrics::RateReporter;
 
-/// How long the executor waits for the agent to acknowledge its last update
-/// before it exits anyway.
-const FINAL_ACK_WAIT: Duration = Duration::from_secs(3);
+/// How long the executor waits for the agent to acknowledge its last update,
+/// once the agent has taken it, before it exits anyway.
+const FINAL_ACK_WAIT: Duration = Duration::from_secs(5);
+/// How long a finished executor keeps trying to hand its last update to an
+/// agent that is up but refuses it.
+const FINAL_DELIVERY_LIMIT: Duration = Duration::from_secs(60);
+/// How often an update the agent did not take is sent again while the
+/// stream is up.
+const RESEND_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the executor does besides what Mesos tells it.
 #[derive(Debug, Clone)]
@@ -112,6 +119,17 @@ pub enum ExecutorError {
     /// The agent sent ERROR.
     #[error("the agent sent an ERROR event: {0}")]
     AgentError(String),
+    /// The agent refused the executor's credentials (401 or 403 on SUBSCRIBE):
+    /// retrying cannot help.
+    #[error("the agent at {url} refused this executor: {reason}{hint}")]
+    Refused {
+        /// The executor API URL.
+        url: String,
+        /// The agent's answer.
+        reason: String,
+        /// What to check.
+        hint: &'static str,
+    },
     /// A setting of the executor's own environment does not parse.
     #[error(
         "environment variable {name} has invalid value {value:?}: expected a positive integer"
@@ -134,6 +152,13 @@ enum StreamEnd {
     Disconnected(String),
 }
 
+/// A status update the agent has not acknowledged yet.
+struct Unacked {
+    status: TaskStatus,
+    /// The agent took it (202, or it rode in a SUBSCRIBE).
+    delivered: bool,
+}
+
 /// The task this executor runs.
 struct Task {
     id: TaskId,
@@ -148,12 +173,14 @@ struct Task {
 pub struct Executor {
     env: MesosEnv,
     options: ExecutorOptions,
-    url: String,
-    http: reqwest::Client,
+    agent: AgentHttp,
     framework_id: FrameworkId,
     executor_id: ExecutorId,
     agent_id: Option<AgentId>,
-    unacked_updates: Vec<TaskStatus>,
+    unacked_updates: Vec<Unacked>,
+    /// When the agent last took an update still unacknowledged.
+    last_delivery: Option<Instant>,
+    next_resend: Instant,
     unacked_task: Option<TaskInfo>,
     task: Option<Task>,
     /// Set once the terminal update is sent: the outcome to exit with.
@@ -166,7 +193,7 @@ pub struct Executor {
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executor")
-            .field("url", &self.url)
+            .field("agent", &self.agent)
             .finish_non_exhaustive()
     }
 }
@@ -181,13 +208,10 @@ fn now_secs() -> f64 {
 impl Executor {
     /// An executor for the agent described by `env`.
     pub fn new(env: MesosEnv, options: ExecutorOptions) -> Result<Self, ExecutorError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ExecutorError::Http(e.to_string()))?;
+        let agent = AgentHttp::new(&env).map_err(|e| ExecutorError::Http(e.to_string()))?;
         let (engine_done_tx, engine_done_rx) = mpsc::channel(1);
         Ok(Self {
-            url: env.executor_api_url(),
+            agent,
             framework_id: FrameworkId {
                 value: env.framework_id.clone(),
             },
@@ -197,8 +221,9 @@ impl Executor {
             agent_id: env.agent_id.clone().map(|value| AgentId { value }),
             env,
             options,
-            http,
             unacked_updates: Vec::new(),
+            last_delivery: None,
+            next_resend: Instant::now(),
             unacked_task: None,
             task: None,
             finished: None,
@@ -215,13 +240,15 @@ impl Executor {
             .take()
             .ok_or_else(|| ExecutorError::Http("the executor already ran".into()))?;
         let mut disconnected_since: Option<Instant> = None;
-        let mut backoff = Duration::from_millis(100);
+        let mut retries = 0u32;
         loop {
             let reason = match self.subscribe().await {
                 Ok(response) => {
-                    tracing::info!(url = %self.url, "subscribed to the agent");
+                    tracing::info!(url = %self.agent.url(), "subscribed to the agent");
                     disconnected_since = None;
-                    backoff = Duration::from_millis(100);
+                    retries = 0;
+                    // Every unacknowledged update rode in the SUBSCRIBE.
+                    self.mark_all_delivered();
                     match self.serve(response, &mut engine_done).await {
                         StreamEnd::Exit(exit) => return Ok(exit),
                         StreamEnd::AgentError(message) => {
@@ -230,17 +257,34 @@ impl Executor {
                         StreamEnd::Disconnected(reason) => reason,
                     }
                 }
-                Err(reason) => reason,
+                Err(e) if is_refusal(&e) => {
+                    self.abandon_task();
+                    return Err(ExecutorError::Refused {
+                        url: self.agent.url().to_owned(),
+                        reason: e.to_string(),
+                        hint: if e.status() == Some(401) {
+                            " (the agent authenticates executors: MESOS_EXECUTOR_AUTHENTICATION_TOKEN is missing or not the one it issued)"
+                        } else {
+                            ""
+                        },
+                    });
+                }
+                Err(e) => format!("SUBSCRIBE failed: {e}"),
             };
             tracing::warn!(%reason, "disconnected from the agent");
             if let Some((exit, _)) = self.finished {
-                // The terminal update was sent; without the agent nobody waits for more.
-                return Ok(exit);
+                if self.unacked_updates.is_empty() || !self.env.checkpoint {
+                    // Everything was acknowledged, or no agent will come back
+                    // for the rest: nobody waits for more.
+                    return Ok(exit);
+                }
+                // The last update must still reach the agent: it comes back
+                // within the recovery timeout, and gets it with SUBSCRIBE.
             }
             if !self.env.checkpoint {
                 self.abandon_task();
                 return Err(ExecutorError::AgentGone {
-                    url: self.url.clone(),
+                    url: self.agent.url().to_owned(),
                     reason,
                 });
             }
@@ -248,14 +292,24 @@ impl Executor {
             if since.elapsed() >= self.env.recovery_timeout {
                 self.abandon_task();
                 return Err(ExecutorError::RecoveryTimeout {
-                    url: self.url.clone(),
+                    url: self.agent.url().to_owned(),
                     timeout: self.env.recovery_timeout,
                     reason,
                 });
             }
             // Replication goes on while the agent restarts; an engine failure
-            // meanwhile is queued and sent on re-subscription.
-            let sleep = tokio::time::sleep(backoff);
+            // meanwhile is queued and sent on re-subscription. The first retry
+            // goes at once, the next ones after a random time up to the
+            // maximum, as Mesos's executor library does: the maximum is also
+            // the agent's re-registration window, so a fixed wait of that
+            // length could miss it.
+            let delay = if retries == 0 {
+                Duration::ZERO
+            } else {
+                retry_delay(self.env.subscription_backoff_max, &mut rand::rng())
+            };
+            retries = retries.saturating_add(1);
+            let sleep = tokio::time::sleep(delay);
             tokio::pin!(sleep);
             loop {
                 tokio::select! {
@@ -263,11 +317,15 @@ impl Executor {
                     Some(result) = engine_done.recv() => self.on_engine_done(result).await,
                 }
             }
-            backoff = (backoff * 2).min(
-                self.env
-                    .subscription_backoff_max
-                    .max(Duration::from_millis(10)),
-            );
+        }
+    }
+
+    fn mark_all_delivered(&mut self) {
+        if self.unacked_updates.iter().any(|u| !u.delivered) {
+            self.last_delivery = Some(Instant::now());
+        }
+        for u in &mut self.unacked_updates {
+            u.delivered = true;
         }
     }
 
@@ -277,28 +335,17 @@ impl Executor {
         }
     }
 
-    async fn subscribe(&self) -> Result<reqwest::Response, String> {
+    async fn subscribe(&self) -> Result<reqwest::Response, AgentCallError> {
         let call = executor_subscribe(
             &self.framework_id,
             &self.executor_id,
             self.unacked_task.iter().cloned().collect(),
-            self.unacked_updates.clone(),
+            self.unacked_updates
+                .iter()
+                .map(|u| u.status.clone())
+                .collect(),
         );
-        let response = self
-            .http
-            .post(&self.url)
-            .header("Content-Type", CONTENT_TYPE_PROTOBUF)
-            .header("Accept", CONTENT_TYPE_PROTOBUF)
-            .body(call.encode_to_vec())
-            .send()
-            .await
-            .map_err(|e| format!("SUBSCRIBE failed: {e}"))?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let body = response.text().await.unwrap_or_default();
-            return Err(format!("SUBSCRIBE answered {status}: {body}"));
-        }
-        Ok(response)
+        self.agent.send(&call, None).await
     }
 
     async fn serve(
@@ -338,6 +385,7 @@ impl Executor {
                 },
                 Some(result) = engine_done.recv() => self.on_engine_done(result).await,
                 _ = tick.tick() => {
+                    self.resend_undelivered().await;
                     if let Some(end) = self.on_tick().await {
                         return end;
                     }
@@ -397,7 +445,7 @@ impl Executor {
             event::Type::Acknowledged => {
                 if let Some(ack) = event.acknowledged {
                     self.unacked_updates
-                        .retain(|s| s.uuid.as_ref() != Some(&ack.uuid));
+                        .retain(|u| u.status.uuid.as_ref() != Some(&ack.uuid));
                     if self
                         .unacked_task
                         .as_ref()
@@ -627,14 +675,77 @@ impl Executor {
 
     fn exit_if_done(&self) -> Option<StreamEnd> {
         let (exit, at) = self.finished?;
-        let acked = self.unacked_updates.is_empty();
         let task_done = self.task.as_ref().is_none_or(|t| {
             t.engine.is_none() || t.kill_deadline.is_some_and(|d| Instant::now() >= d)
         });
-        if (acked || at.elapsed() >= FINAL_ACK_WAIT) && task_done {
+        if !task_done {
+            return None;
+        }
+        let acked = self.unacked_updates.is_empty();
+        let delivered = self.unacked_updates.iter().all(|u| u.delivered);
+        let ack_wait_over = self
+            .last_delivery
+            .is_none_or(|t| t.elapsed() >= FINAL_ACK_WAIT);
+        if acked || (delivered && ack_wait_over) {
+            return Some(StreamEnd::Exit(exit));
+        }
+        if at.elapsed() >= FINAL_DELIVERY_LIMIT {
+            tracing::warn!(
+                undelivered = self.unacked_updates.iter().filter(|u| !u.delivered).count(),
+                "the agent did not take the last updates within {FINAL_DELIVERY_LIMIT:?}; exiting"
+            );
             return Some(StreamEnd::Exit(exit));
         }
         None
+    }
+
+    /// Sends again, while the stream is up, the updates whose POST failed:
+    /// the agent forwards only what it took, and the next SUBSCRIBE may be
+    /// far away.
+    async fn resend_undelivered(&mut self) {
+        let now = Instant::now();
+        if now < self.next_resend || self.unacked_updates.iter().all(|u| u.delivered) {
+            return;
+        }
+        self.next_resend = now + RESEND_INTERVAL;
+        let pending: Vec<TaskStatus> = self
+            .unacked_updates
+            .iter()
+            .filter(|u| !u.delivered)
+            .map(|u| u.status.clone())
+            .collect();
+        for status in pending {
+            let uuid = status.uuid.clone();
+            tracing::info!(task = %status.task_id.value, state = ?status.state(), "UPDATE sent again");
+            let call = executor_update(&self.framework_id, &self.executor_id, status);
+            let outcome = self.agent.send(&call, Some(CALL_TIMEOUT)).await;
+            self.on_update_sent(uuid.as_ref(), outcome.map(|_| ()));
+        }
+    }
+
+    /// Records what the agent made of an UPDATE.
+    fn on_update_sent(&mut self, uuid: Option<&Bytes>, outcome: Result<(), AgentCallError>) {
+        let Some(pos) = self
+            .unacked_updates
+            .iter()
+            .position(|u| u.status.uuid.as_ref() == uuid)
+        else {
+            return;
+        };
+        match outcome {
+            Ok(()) => {
+                self.unacked_updates[pos].delivered = true;
+                self.last_delivery = Some(Instant::now());
+            }
+            // The agent validated and refused it: sending it again cannot help.
+            Err(e) if e.status() == Some(400) => {
+                tracing::error!(error = %e, "UPDATE refused by the agent; dropped");
+                self.unacked_updates.remove(pos);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "UPDATE not delivered yet; it will be sent again");
+            }
+        }
     }
 
     async fn send_metrics(&mut self, reporter: &mut RateReporter) {
@@ -679,33 +790,35 @@ impl Executor {
             ..TaskStatus::default()
         };
         tracing::info!(task = %status.task_id.value, state = ?state, message = ?status.message, "UPDATE");
-        self.unacked_updates.push(status.clone());
+        let uuid = status.uuid.clone();
+        self.unacked_updates.push(Unacked {
+            status: status.clone(),
+            delivered: false,
+        });
         let call = executor_update(&self.framework_id, &self.executor_id, status);
-        if let Err(e) = self.post(&call).await {
-            // Kept unacknowledged: it goes again with the next SUBSCRIBE.
-            tracing::warn!(error = %e, "UPDATE not delivered yet");
-        }
+        let outcome = self.post(&call).await;
+        self.on_update_sent(uuid.as_ref(), outcome);
     }
 
-    async fn post(&self, call: &Call) -> Result<(), String> {
-        let response = self
-            .http
-            .post(&self.url)
-            .header("Content-Type", CONTENT_TYPE_PROTOBUF)
-            .header("Accept", CONTENT_TYPE_PROTOBUF)
-            .timeout(Duration::from_secs(10))
-            .body(call.encode_to_vec())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            let status = response.status();
-            let body = response.text().await.unwrap_or_default();
-            Err(format!("{status}: {body}"))
-        }
+    async fn post(&self, call: &Call) -> Result<(), AgentCallError> {
+        self.agent.send(call, Some(CALL_TIMEOUT)).await.map(|_| ())
     }
+}
+
+/// How long one call other than SUBSCRIBE may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether a failed SUBSCRIBE means the agent will never take this
+/// executor: it does not accept its credentials.
+fn is_refusal(e: &AgentCallError) -> bool {
+    matches!(e.status(), Some(401 | 403))
+}
+
+/// A random wait in `[0, max]` (at least a few milliseconds, so a zero
+/// maximum does not spin).
+fn retry_delay(max: Duration, rng: &mut impl rand::Rng) -> Duration {
+    max.mul_f64(rng.random_range(0.0..=1.0))
+        .max(Duration::from_millis(5))
 }
 
 type TermSignal = Option<tokio::signal::unix::Signal>;
@@ -722,5 +835,40 @@ async fn recv_signal(signal: &mut TermSignal) {
             }
         }
         None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn retries_wait_a_random_time_up_to_the_maximum() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        let max = Duration::from_secs(2);
+        let delays: Vec<Duration> = (0..200).map(|_| retry_delay(max, &mut rng)).collect();
+        assert!(delays.iter().all(|d| *d <= max), "{delays:?}");
+        // Spread over the range, not parked at the maximum (which is also the
+        // agent's re-registration window).
+        assert!(delays.iter().any(|d| *d < max / 4), "{delays:?}");
+        assert!(delays.iter().any(|d| *d > max * 3 / 4), "{delays:?}");
+        assert!(retry_delay(Duration::ZERO, &mut rng) > Duration::ZERO);
+    }
+
+    #[test]
+    fn only_credential_answers_are_permanent_refusals() {
+        let status = |status| AgentCallError::Status {
+            status,
+            body: String::new(),
+        };
+        assert!(is_refusal(&status(401)));
+        assert!(is_refusal(&status(403)));
+        for transient in [503, 404, 500] {
+            assert!(!is_refusal(&status(transient)), "{transient}");
+        }
+        assert!(!is_refusal(&AgentCallError::Transport(
+            "connection refused".into()
+        )));
     }
 }

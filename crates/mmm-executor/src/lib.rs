@@ -6,8 +6,9 @@
 //! - [`target_topics`]: target topic names, partition checks, creation.
 //! - [`kafka_config`]: librdkafka defaults and forced settings.
 //! - [`metrics`]: counters and the JSON report sent to the scheduler.
-//! - [`executor`], [`mesos_env`], [`logging`]: the Mesos v1 HTTP executor around the engine.
+//! - [`executor`], [`agent_http`], [`mesos_env`], [`logging`]: the Mesos v1 HTTP executor around the engine.
 
+pub mod agent_http;
 pub mod engine;
 pub mod executor;
 pub mod kafka_config;

@@ -16,6 +16,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // As Mesos's executor library does: the token is for the agent only, not
+    // for librdkafka or anything else this process starts. No other thread
+    // runs yet.
+    std::env::remove_var("MESOS_EXECUTOR_AUTHENTICATION_TOKEN");
     let _log_guard = logging::init(env.sandbox.as_deref());
     match run(env) {
         Ok(Exit::Clean) => ExitCode::SUCCESS,

@@ -5,6 +5,40 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+/// A secret from the environment; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// How the executor reaches the agent over TLS, from libprocess's
+/// `LIBPROCESS_SSL_*` variables (which operators pass to executors through
+/// the agent's `--executor_environment_variables`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AgentTls {
+    /// `LIBPROCESS_SSL_ENABLED`: the agent serves https.
+    pub enabled: bool,
+    /// `LIBPROCESS_SSL_CA_FILE`: PEM certificates trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// `LIBPROCESS_SSL_CA_DIR`: a directory of PEM certificates trusted too.
+    pub ca_dir: Option<PathBuf>,
+    /// `LIBPROCESS_SSL_VERIFY_SERVER_CERT` (or its legacy name
+    /// `LIBPROCESS_SSL_VERIFY_CERT`) set to false: accept any certificate.
+    /// Unset, the certificate is verified (libprocess's default is not to).
+    pub skip_verification: bool,
+}
+
 /// What the agent told the executor through its environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MesosEnv {
@@ -26,6 +60,11 @@ pub struct MesosEnv {
     pub recovery_timeout: Duration,
     /// `MESOS_SUBSCRIPTION_BACKOFF_MAX` [2secs]: the cap of the retry backoff.
     pub subscription_backoff_max: Duration,
+    /// `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`: sent as a Bearer token on every
+    /// call when the agent authenticates executors.
+    pub authentication_token: Option<Secret>,
+    /// TLS to the agent.
+    pub tls: AgentTls,
 }
 
 /// A missing or unreadable variable.
@@ -102,6 +141,28 @@ impl MesosEnv {
                 reason: "expected ip:port".into(),
             });
         }
+        let flag = |name: &'static str| -> Result<Option<bool>, EnvError> {
+            match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+                None => Ok(None),
+                Some("1" | "true") => Ok(Some(true)),
+                Some("0" | "false") => Ok(Some(false)),
+                Some(other) => Err(EnvError::Invalid {
+                    name,
+                    value: other.to_owned(),
+                    reason: "expected true or false".into(),
+                }),
+            }
+        };
+        let verify = match flag("LIBPROCESS_SSL_VERIFY_SERVER_CERT")? {
+            Some(v) => Some(v),
+            None => flag("LIBPROCESS_SSL_VERIFY_CERT")?,
+        };
+        let tls = AgentTls {
+            enabled: flag("LIBPROCESS_SSL_ENABLED")?.unwrap_or(false),
+            ca_file: get("LIBPROCESS_SSL_CA_FILE").map(PathBuf::from),
+            ca_dir: get("LIBPROCESS_SSL_CA_DIR").map(PathBuf::from),
+            skip_verification: verify == Some(false),
+        };
         let checkpoint = match get("MESOS_CHECKPOINT").as_deref() {
             None | Some("0") | Some("false") => false,
             Some("1") | Some("true") => true,
@@ -131,16 +192,21 @@ impl MesosEnv {
                 "MESOS_SUBSCRIPTION_BACKOFF_MAX",
                 Duration::from_secs(2),
             )?,
+            authentication_token: get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN").map(Secret),
+            tls,
         })
     }
 
-    /// The executor API's URL on the agent.
+    /// The executor API's URL on the agent: https when libprocess SSL is on,
+    /// as Mesos's executor library decides.
     pub fn executor_api_url(&self) -> String {
         let endpoint = self
             .agent_endpoint
             .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .trim_end_matches('/');
-        format!("http://{endpoint}/api/v1/executor")
+        let scheme = if self.tls.enabled { "https" } else { "http" };
+        format!("{scheme}://{endpoint}/api/v1/executor")
     }
 }
 
@@ -202,9 +268,42 @@ mod tests {
     }
 
     #[test]
+    fn token_and_tls_settings_are_read() {
+        let mut pairs = BASE.to_vec();
+        pairs.extend([
+            ("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", "tok.en.sig"),
+            ("LIBPROCESS_SSL_ENABLED", "true"),
+            ("LIBPROCESS_SSL_CA_FILE", "/etc/ca.pem"),
+            ("LIBPROCESS_SSL_VERIFY_CERT", "false"),
+        ]);
+        let e = MesosEnv::from_lookup(env(&pairs)).expect("valid");
+        assert_eq!(
+            e.authentication_token.as_ref().map(Secret::expose),
+            Some("tok.en.sig")
+        );
+        assert!(!format!("{e:?}").contains("tok.en.sig"), "never printed");
+        assert!(e.tls.enabled && e.tls.skip_verification);
+        assert_eq!(e.tls.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(
+            e.executor_api_url(),
+            "https://127.0.0.1:5051/api/v1/executor"
+        );
+        // The newer name wins over the legacy one.
+        pairs.push(("LIBPROCESS_SSL_VERIFY_SERVER_CERT", "1"));
+        let e = MesosEnv::from_lookup(env(&pairs)).expect("valid");
+        assert!(!e.tls.skip_verification);
+        let mut pairs = BASE.to_vec();
+        pairs.push(("LIBPROCESS_SSL_ENABLED", "sometimes"));
+        let err = MesosEnv::from_lookup(env(&pairs)).expect_err("invalid");
+        assert!(err.to_string().contains("LIBPROCESS_SSL_ENABLED"), "{err}");
+    }
+
+    #[test]
     fn defaults_apply_without_checkpointing() {
         let e = MesosEnv::from_lookup(env(BASE)).expect("valid");
         assert!(!e.checkpoint);
+        assert!(e.authentication_token.is_none());
+        assert_eq!(e.tls, AgentTls::default());
         assert_eq!(e.shutdown_grace_period, Duration::from_secs(5));
     }
 

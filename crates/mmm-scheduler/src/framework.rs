@@ -134,6 +134,8 @@ mod tests {
             secret_file: None,
             role: None,
             roles: Vec::new(),
+            master_tls: false,
+            ca_file: None,
         };
         let info = framework_info(&mesos, "u".into(), "http://h:7000");
         assert_eq!(info.failover_timeout, Some(2_592_000.0));

@@ -161,7 +161,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("no configuration file given"))?;
     let inputs = startup::load_inputs(&config_path, &args.consumer_config, &args.producer_config)?;
     let config = inputs.config;
-    let source = MasterSource::from_spec(&config.mesos.master)?;
+    let source = MasterSource::from_spec(&config.mesos.master, config.mesos.master_tls)?;
     let give_up = master_connect_timeout()?;
 
     let dist = Arc::new(Dist::open(&config.executor.dist_dir)?);
@@ -240,7 +240,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let framework_id = cluster.framework_id.clone();
     let scheduler = Scheduler::new(settings, cluster, rand::random());
 
-    let http = MesosHttp::new(credentials).context("cannot build the HTTP client")?;
+    let http = MesosHttp::with_ca_file(credentials, config.mesos.ca_file.as_deref())
+        .context("cannot build the HTTP client")?
+        .with_masters(match &source {
+            MasterSource::Direct(masters) => masters,
+            MasterSource::ZooKeeper { .. } => &[],
+        });
     let user = framework::task_user(config.mesos.user.as_deref());
     let info = framework::framework_info(&config.mesos, user, &advertised);
 

@@ -93,9 +93,30 @@ async fn main() -> anyhow::Result<()> {
     for (k, v) in &vars {
         writeln!(dump, "{k}={v}")?;
     }
+    // The agent's token on every call, and https with the agent's CA when
+    // libprocess SSL is on, as a Mesos executor does.
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(token) = std::env::var("MESOS_EXECUTOR_AUTHENTICATION_TOKEN") {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().context("token header")?,
+        );
+    }
+    let mut client = reqwest::Client::builder().default_headers(headers);
+    let tls = std::env::var("LIBPROCESS_SSL_ENABLED").is_ok_and(|v| v == "true" || v == "1");
+    if let Ok(ca) = std::env::var("LIBPROCESS_SSL_CA_FILE") {
+        let pem = std::fs::read(&ca).with_context(|| format!("cannot read {ca}"))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
+            client = client.add_root_certificate(cert);
+        }
+    }
     let executor = Executor {
-        client: reqwest::Client::new(),
-        url: format!("http://{}/api/v1/executor", env("MESOS_AGENT_ENDPOINT")?),
+        client: client.build()?,
+        url: format!(
+            "{}://{}/api/v1/executor",
+            if tls { "https" } else { "http" },
+            env("MESOS_AGENT_ENDPOINT")?
+        ),
         framework_id: mesos_proto::ids::framework_id(env("MESOS_FRAMEWORK_ID")?),
         executor_id: mesos_proto::ids::executor_id(env("MESOS_EXECUTOR_ID")?),
     };

@@ -162,8 +162,8 @@ pub async fn run(
     let mut framework_id = cfg.framework_id.clone().map(|value| FrameworkId { value });
     let mut backoff = Backoff::default();
     let mut leader_rx = match &cfg.source {
-        MasterSource::ZooKeeper { hosts, path } => loop {
-            match super::master::spawn_zk_detector(hosts.clone(), path.clone()).await {
+        MasterSource::ZooKeeper { hosts, path, tls } => loop {
+            match super::master::spawn_zk_detector(hosts.clone(), path.clone(), *tls).await {
                 Ok(rx) => break Some(rx),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot start master detection");

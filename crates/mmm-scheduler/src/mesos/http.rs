@@ -24,6 +24,8 @@ pub enum MesosHttpError {
     NoLeader { url: String },
     #[error("master {url} redirected to an invalid location {location:?}")]
     BadRedirect { url: String, location: String },
+    #[error("master {url} redirected to {location:?}: refusing to leave https for http")]
+    InsecureRedirect { url: String, location: String },
     #[error("more than {MAX_REDIRECTS} redirects starting at {url}")]
     TooManyRedirects { url: String },
     #[error("master {url} answered {status}: {body}")]
@@ -61,6 +63,11 @@ pub fn resolve_redirect(current: &Url, location: &str) -> Result<Url, MesosHttpE
     // absolute references the way RFC 3986 says.
     let url = current.join(location).map_err(|_| bad())?;
     match url.scheme() {
+        // Credentials and the stream must never go out in clear.
+        "http" if current.scheme() == "https" => Err(MesosHttpError::InsecureRedirect {
+            url: current.to_string(),
+            location: location.to_string(),
+        }),
         "http" | "https" if url.host_str().is_some() => Ok(url),
         _ => Err(bad()),
     }
@@ -82,11 +89,23 @@ pub fn base_of(endpoint: &Url) -> Url {
     url
 }
 
+/// Why the client could not be built.
+#[derive(Debug, Error)]
+pub enum MesosClientError {
+    #[error("cannot use the CA file {path} ([mesos].ca_file): {reason}")]
+    CaFile { path: String, reason: String },
+    #[error("cannot create the HTTP client: {0}")]
+    Client(String),
+}
+
 /// A client for one framework's exchanges with the masters.
 #[derive(Debug, Clone)]
 pub struct MesosHttp {
     client: reqwest::Client,
     credentials: Option<(String, String)>,
+    /// Where credentials may go besides the endpoint a call starts at: the
+    /// configured masters.
+    masters: Vec<Url>,
 }
 
 /// An open SUBSCRIBE stream.
@@ -100,16 +119,61 @@ pub struct Subscription {
 
 impl MesosHttp {
     /// `credentials` = (principal, secret) for HTTP basic authentication.
-    pub fn new(credentials: Option<(String, String)>) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    pub fn new(credentials: Option<(String, String)>) -> Result<Self, MesosClientError> {
+        Self::with_ca_file(credentials, None)
+    }
+
+    /// Like [`MesosHttp::new`], trusting the certificates of `ca_file` (PEM)
+    /// besides the system's roots. Mesos traffic never goes through a proxy:
+    /// `HTTP_PROXY` and friends are for other traffic, and the SUBSCRIBE
+    /// stream would not survive most proxies.
+    pub fn with_ca_file(
+        credentials: Option<(String, String)>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, MesosClientError> {
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()?;
+            .tcp_keepalive(Duration::from_secs(30));
+        if let Some(path) = ca_file {
+            let bad = |reason: String| MesosClientError::CaFile {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(error_chain(&e)))?;
+            if certs.is_empty() {
+                return Err(bad("no PEM certificate in it".into()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| MesosClientError::Client(error_chain(&e)))?;
         Ok(Self {
             client,
             credentials,
+            masters: Vec::new(),
         })
+    }
+
+    /// Credentials also follow redirects to these masters (the configured
+    /// list), and to no other host.
+    pub fn with_masters(mut self, masters: &[Url]) -> Self {
+        self.masters = masters.to_vec();
+        self
+    }
+
+    /// Whether a redirect from `start` to `next` may carry the credentials.
+    fn may_receive_credentials(&self, start: &Url, next: &Url) -> bool {
+        let same = |a: &Url, b: &Url| {
+            a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+        };
+        same(start, next) || self.masters.iter().any(|m| same(m, next))
     }
 
     async fn post(
@@ -120,11 +184,8 @@ impl MesosHttp {
         streaming: bool,
     ) -> Result<(Url, reqwest::Response), MesosHttpError> {
         let mut url = endpoint.clone();
-        // Credentials go to the master we were pointed at, never to another
-        // host (or a plain-http downgrade) a redirect names.
-        let trusted = endpoint.origin();
+        let mut with_credentials = true;
         for _ in 0..=MAX_REDIRECTS {
-            let send_credentials = url.origin() == trusted;
             let mut req = self
                 .client
                 .post(url.clone())
@@ -138,7 +199,7 @@ impl MesosHttp {
                 req = req.header(STREAM_ID_HEADER, id);
             }
             if let Some((principal, secret)) =
-                self.credentials.as_ref().filter(|_| send_credentials)
+                self.credentials.as_ref().filter(|_| with_credentials)
             {
                 req = req.basic_auth(principal, Some(secret));
             }
@@ -155,6 +216,13 @@ impl MesosHttp {
                     .unwrap_or_default()
                     .to_string();
                 let next = resolve_redirect(&url, &location)?;
+                if with_credentials
+                    && self.credentials.is_some()
+                    && !self.may_receive_credentials(endpoint, &next)
+                {
+                    tracing::warn!(to = %next, "redirected to a master that is not configured: following without credentials");
+                    with_credentials = false;
+                }
                 tracing::debug!(from = %url, to = %next, "following the master's redirect to the leader");
                 url = next;
                 continue;
@@ -164,7 +232,7 @@ impl MesosHttp {
                     url: url.to_string(),
                 });
             }
-            if status == StatusCode::UNAUTHORIZED && !send_credentials && self.credentials.is_some()
+            if status == StatusCode::UNAUTHORIZED && !with_credentials && self.credentials.is_some()
             {
                 return Err(MesosHttpError::CredentialsWithheld {
                     from: endpoint.to_string(),
@@ -270,6 +338,37 @@ mod tests {
                 .as_str(),
             "http://m1:5050/master/api/v1/scheduler"
         );
+    }
+
+    #[test]
+    fn https_is_never_left_for_http() {
+        let cur = url("https://m1:5050/api/v1/scheduler");
+        for downgrade in ["http://m2:5050/api/v1/scheduler", "http://m1:5050/x"] {
+            let err = resolve_redirect(&cur, downgrade).expect_err(downgrade);
+            assert!(
+                matches!(err, MesosHttpError::InsecureRedirect { .. }),
+                "{downgrade}: {err}"
+            );
+            assert!(err.to_string().contains("refusing to leave https"), "{err}");
+        }
+        // An upgrade is fine.
+        let cur = url("http://m1:5050/api/v1/scheduler");
+        let next = resolve_redirect(&cur, "https://m2:5050/api/v1/scheduler").expect("upgrade");
+        assert_eq!(next.scheme(), "https");
+    }
+
+    #[test]
+    fn unreadable_or_empty_ca_files_are_named() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("ca.pem");
+        let err = MesosHttp::with_ca_file(None, Some(&path)).expect_err("missing");
+        assert!(
+            err.to_string().contains("[mesos].ca_file") && err.to_string().contains("ca.pem"),
+            "{err}"
+        );
+        std::fs::write(&path, "no certificate here\n").expect("write");
+        let err = MesosHttp::with_ca_file(None, Some(&path)).expect_err("empty");
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
     }
 
     #[test]
@@ -382,6 +481,51 @@ mod tests {
         let other_req = o.await.expect("other").to_ascii_lowercase();
         assert!(first_req.contains("authorization: basic"), "{first_req}");
         assert!(!other_req.contains("authorization"), "{other_req}");
+    }
+
+    /// Credentials follow a redirect only to a configured master.
+    #[tokio::test]
+    async fn credentials_follow_redirects_only_to_configured_masters() {
+        for configured in [false, true] {
+            let leader = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let leader_addr = leader.local_addr().expect("addr");
+            let follower = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let follower_addr = follower.local_addr().expect("addr");
+            let f = tokio::spawn(answer(
+                follower,
+                format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: //{leader_addr}/api/v1/scheduler\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+            ));
+            let l = tokio::spawn(answer(
+                leader,
+                "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string(),
+            ));
+            let masters: Vec<Url> = if configured {
+                vec![url(&format!("http://{leader_addr}"))]
+            } else {
+                Vec::new()
+            };
+            let http = MesosHttp::new(Some(("mmm".into(), "s3cret".into())))
+                .expect("client")
+                .with_masters(&masters);
+            let start = scheduler_endpoint(&url(&format!("http://{follower_addr}")));
+            http.call(&start, "s", &sched::Call::default())
+                .await
+                .expect("accepted by the leader");
+            let to_follower = f.await.expect("follower").to_ascii_lowercase();
+            let to_leader = l.await.expect("leader").to_ascii_lowercase();
+            assert!(
+                to_follower.contains("authorization: basic"),
+                "{to_follower}"
+            );
+            assert_eq!(
+                to_leader.contains("authorization: basic"),
+                configured,
+                "configured={configured}: {to_leader}"
+            );
+        }
     }
 
     /// Calls carry the stream id, protobuf content type and basic auth;

@@ -15,8 +15,13 @@ use zookeeper_client as zk;
 pub enum MasterSource {
     /// One or more masters to try in order; a non-leader redirects to the leader.
     Direct(Vec<Url>),
-    /// Masters elected in ZooKeeper under `path`.
-    ZooKeeper { hosts: String, path: String },
+    /// Masters elected in ZooKeeper under `path`, reached over https when
+    /// `tls` (`[mesos] master_scheme = "https"`).
+    ZooKeeper {
+        hosts: String,
+        path: String,
+        tls: bool,
+    },
 }
 
 /// A `master` setting that cannot be understood.
@@ -28,8 +33,9 @@ pub struct MasterSpecError {
 }
 
 impl MasterSource {
-    /// The masters named by the validated configuration.
-    pub fn from_spec(spec: &MasterSpec) -> Result<Self, MasterSpecError> {
+    /// The masters named by the validated configuration; `master_tls` is
+    /// `[mesos] master_scheme = "https"` (already applied to direct masters).
+    pub fn from_spec(spec: &MasterSpec, master_tls: bool) -> Result<Self, MasterSpecError> {
         match spec {
             MasterSpec::Direct(endpoints) => endpoints
                 .iter()
@@ -45,6 +51,7 @@ impl MasterSource {
             MasterSpec::ZooKeeper { hosts, path } => Ok(MasterSource::ZooKeeper {
                 hosts: hosts.join(","),
                 path: path.clone(),
+                tls: master_tls,
             }),
         }
     }
@@ -80,19 +87,27 @@ pub enum DetectError {
     BadInfo { path: String, reason: String },
 }
 
-/// The leader's URL from the JSON of its znode.
-pub fn leader_url_from_json(path: &str, data: &[u8]) -> Result<Url, DetectError> {
+/// The leader's URL from the JSON of its znode. Over https the host name is
+/// used when the master gives one, since certificates name hosts; over http
+/// the IP, as Mesos's own library does.
+pub fn leader_url_from_json(path: &str, data: &[u8], tls: bool) -> Result<Url, DetectError> {
     let bad = |reason: String| DetectError::BadInfo {
         path: path.to_string(),
         reason,
     };
     let info: MasterInfoJson = serde_json::from_slice(data).map_err(|e| bad(e.to_string()))?;
     let (host, port) = match info.address {
-        Some(a) => (
-            a.ip.or(a.hostname)
-                .ok_or_else(|| bad("address has neither ip nor hostname".into()))?,
-            a.port,
-        ),
+        Some(a) => {
+            let host = if tls {
+                a.hostname.or(a.ip)
+            } else {
+                a.ip.or(a.hostname)
+            };
+            (
+                host.ok_or_else(|| bad("address has neither ip nor hostname".into()))?,
+                a.port,
+            )
+        }
         None => (
             info.hostname
                 .ok_or_else(|| bad("no address and no hostname".into()))?,
@@ -105,7 +120,8 @@ pub fn leader_url_from_json(path: &str, data: &[u8]) -> Result<Url, DetectError>
     } else {
         host
     };
-    Url::parse(&format!("http://{host}:{port}")).map_err(|e| bad(e.to_string()))
+    let scheme = if tls { "https" } else { "http" };
+    Url::parse(&format!("{scheme}://{host}:{port}")).map_err(|e| bad(e.to_string()))
 }
 
 /// The lowest-numbered `json.info_*` child, the leader by Mesos's convention.
@@ -125,13 +141,14 @@ pub fn leader_znode(children: &[String]) -> Option<&str> {
 pub async fn spawn_zk_detector(
     hosts: String,
     path: String,
+    tls: bool,
 ) -> Result<watch::Receiver<Option<Url>>, DetectError> {
     let client = connect(&hosts).await?;
     let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
         let mut client = client;
         loop {
-            match follow_leader(&client, &path, &tx).await {
+            match follow_leader(&client, &path, tls, &tx).await {
                 Ok(()) => return, // nobody listens any more
                 Err(e) => {
                     tracing::warn!(error = %e, "ZooKeeper master detection interrupted; reconnecting");
@@ -170,6 +187,7 @@ async fn connect(hosts: &str) -> Result<zk::Client, DetectError> {
 async fn follow_leader(
     client: &zk::Client,
     path: &str,
+    tls: bool,
     tx: &watch::Sender<Option<Url>>,
 ) -> Result<(), DetectError> {
     loop {
@@ -205,7 +223,7 @@ async fn follow_leader(
             Some(name) => {
                 let znode = format!("{path}/{name}");
                 match client.get_data(&znode).await {
-                    Ok((data, _)) => match leader_url_from_json(&znode, &data) {
+                    Ok((data, _)) => match leader_url_from_json(&znode, &data, tls) {
                         Ok(url) => Some(url),
                         Err(e) => {
                             tracing::warn!(error = %e, "ignoring the leader's znode");
@@ -257,7 +275,8 @@ mod tests {
     use super::*;
 
     fn source(spec: &str) -> MasterSource {
-        MasterSource::from_spec(&MasterSpec::parse(spec).expect("valid spec")).expect("valid")
+        MasterSource::from_spec(&MasterSpec::parse(spec).expect("valid spec"), false)
+            .expect("valid")
     }
 
     #[test]
@@ -280,7 +299,8 @@ mod tests {
             source("zk://z1:2181,z2:2181/mesos"),
             MasterSource::ZooKeeper {
                 hosts: "z1:2181,z2:2181".into(),
-                path: "/mesos".into()
+                path: "/mesos".into(),
+                tls: false,
             }
         );
     }
@@ -303,9 +323,11 @@ mod tests {
     #[test]
     fn master_info_json_gives_the_url() {
         let json = br#"{"address":{"hostname":"m","ip":"127.0.0.1","port":5051},"hostname":"m","id":"x","ip":16777343,"port":5051,"pid":"master@127.0.0.1:5051"}"#;
-        let url = leader_url_from_json("/mesos/json.info_1", json).expect("valid");
+        let url = leader_url_from_json("/mesos/json.info_1", json, false).expect("valid");
         assert_eq!(url.as_str(), "http://127.0.0.1:5051/");
-        let err = leader_url_from_json("/mesos/json.info_1", b"not json").expect_err("bad");
+        let url = leader_url_from_json("/mesos/json.info_1", json, true).expect("valid");
+        assert_eq!(url.as_str(), "https://m:5051/", "https names the host");
+        let err = leader_url_from_json("/mesos/json.info_1", b"not json", false).expect_err("bad");
         assert!(err.to_string().contains("/mesos/json.info_1"), "{err}");
     }
 }
