@@ -10,5 +10,7 @@ pub mod constraints;
 pub mod kafka_props;
 pub mod model;
 pub mod properties;
+pub mod property_allowlist;
+pub mod rest;
 pub mod scheduler;
 pub mod task_data;

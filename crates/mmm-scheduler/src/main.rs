@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use mmm_core::model::Cluster;
-use mmm_core::scheduler::{Scheduler, Settings};
+use mmm_core::scheduler::{checked_executor_command, Scheduler, Settings};
+use mmm_scheduler::access::{self, Access, TokenFile};
 use mmm_scheduler::api::{self, ApiState};
 use mmm_scheduler::dist::Dist;
 use mmm_scheduler::driver::{self, CommandSender, Driver};
@@ -18,6 +19,8 @@ use mmm_scheduler::mesos::connection::{self, ConnectionConfig, SubscriptionState
 use mmm_scheduler::mesos::http::MesosHttp;
 use mmm_scheduler::mesos::master::MasterSource;
 use mmm_scheduler::metrics::Metrics;
+use mmm_scheduler::secret_file;
+use mmm_scheduler::serve;
 use mmm_scheduler::startup;
 use mmm_scheduler::store::Store;
 use mmm_scheduler::web;
@@ -130,16 +133,6 @@ fn init_logging(
     }
 }
 
-fn read_secret(path: &Path, what: &str) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
-    let secret = text.trim_end_matches(['\n', '\r']).to_string();
-    if secret.is_empty() {
-        bail!("the {what} {} is empty", path.display());
-    }
-    Ok(secret)
-}
-
 fn master_connect_timeout() -> anyhow::Result<Duration> {
     match std::env::var("MMM_MASTER_CONNECT_TIMEOUT_SECS") {
         Err(_) => Ok(DEFAULT_MASTER_CONNECT_TIMEOUT),
@@ -168,19 +161,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::warn!(dir = %config.executor.dist_dir.display(), "no {EXECUTOR_FILE} to serve: tasks will fail to fetch their executor");
     }
     let credentials = match (&config.mesos.principal, &config.mesos.secret_file) {
-        (Some(p), Some(f)) => Some((p.clone(), read_secret(f, "Mesos secret file")?)),
+        (Some(p), Some(f)) => Some((p.clone(), secret_file::read(f, "Mesos secret file")?)),
         (None, Some(f)) => bail!(
             "[mesos].secret_file {} is set without a principal",
             f.display()
         ),
         _ => None,
     };
-    let token: Option<Arc<str>> = match &config.api.token_file {
-        Some(f) => Some(read_secret(f, "API token file")?.trim().into()),
+    let token = match &config.api.token_file {
+        Some(f) => Some(TokenFile::open(f)?),
         None => None,
     };
+    let insecure = config.api.check_exposure().map_err(|e| anyhow!(e))?;
+    if insecure {
+        tracing::warn!(bind = %config.api.bind, "[api] insecure = true: the API is reachable from other hosts without a token; anyone who reaches it can read and change the mirroring tasks");
+    }
 
-    let mut store = Store::open_spec(&config.storage).await?;
+    let zk_auth = match &config.zk_auth_file {
+        Some(f) => Some(
+            secret_file::read(f, "ZooKeeper auth file")?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let mut store = Store::open_spec(&config.storage, zk_auth.as_deref()).await?;
     let lock_lost = store.lock_lost();
     let cluster = match store.load().await? {
         None => {
@@ -208,7 +213,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .into_iter()
         .map(|f| format!("{advertised}/dist/{f}"))
         .collect();
-    let settings = Settings::from_config(&config, inputs.consumer, inputs.producer, executor_uris);
+    let mut settings =
+        Settings::from_config(&config, inputs.consumer, inputs.producer, executor_uris);
+    if let Some(sha256) = dist.sha256(EXECUTOR_FILE) {
+        settings.executor_command = checked_executor_command(EXECUTOR_FILE, sha256)
+            .ok_or_else(|| anyhow!("cannot build the executor's launch command"))?;
+    }
     let framework_id = cluster.framework_id.clone();
     let scheduler = Scheduler::new(settings, cluster, rand::random());
 
@@ -248,17 +258,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         view_rx.clone(),
         sub_rx.clone(),
         token.is_some(),
+        insecure,
     );
-    let app = api::router(ApiState {
-        commands: CommandSender(input_tx),
-        view: view_rx,
-        subscription: sub_rx,
-        metrics,
-        dist,
+    let access = Access::new(
         token,
-    })
-    .merge(web::router(web));
-    let mut server = tokio::spawn(async move { axum::serve(listener, app).await });
+        access::allowed_hosts(&advertised, bound, &config.api.allowed_hosts),
+    );
+    let app = api::app(
+        ApiState {
+            commands: CommandSender(input_tx),
+            view: view_rx,
+            subscription: sub_rx,
+            metrics,
+            dist,
+            access: Arc::new(access),
+        },
+        web::router(web),
+    );
+    let mut server = tokio::spawn(serve::serve(
+        listener,
+        app,
+        serve::Limits::default(),
+        serve::Plain,
+    ));
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;

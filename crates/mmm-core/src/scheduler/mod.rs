@@ -27,7 +27,10 @@ pub use action::Action;
 pub use command::{AddServers, Command, CommandError, CommandOutcome};
 pub use event::Event;
 pub use launch::server_of_task;
-pub use settings::{Settings, DEFAULT_EXECUTOR_COMMAND, MAX_ADD_PER_CALL};
+pub use settings::{
+    checked_executor_command, executor_exit_reason, Settings, DEFAULT_EXECUTOR_COMMAND,
+    EXECUTOR_CHECK_FAILED_EXIT, MAX_ADD_PER_CALL,
+};
 
 use crate::model::{Cluster, Goal, Server, ServerState};
 use rng::SplitMix64;
@@ -52,6 +55,9 @@ pub struct Scheduler {
     kills_sent: BTreeMap<String, u64>,
     /// Whether the cluster changed during the current call.
     dirty: bool,
+    /// Why executors ended, by executor id, from FAILURE events that explain
+    /// more than the task's own update will (a failed binary check).
+    executor_exits: BTreeMap<String, &'static str>,
 }
 
 impl Scheduler {
@@ -67,6 +73,7 @@ impl Scheduler {
             awaiting_reconcile: BTreeMap::new(),
             kills_sent: BTreeMap::new(),
             dirty: false,
+            executor_exits: BTreeMap::new(),
         }
     }
 
@@ -219,12 +226,12 @@ impl Scheduler {
         data: &[u8],
         now_ms: u64,
     ) {
-        let Some(server) = self
-            .cluster
-            .servers
-            .values_mut()
-            .find(|s| s.executor_id.as_deref() == Some(executor_id.value.as_str()))
-        else {
+        let Some(server) = self.cluster.servers.values_mut().find(|s| {
+            // Only the task's own executor on its own agent may report
+            // for it: anything else could forge its metrics.
+            s.executor_id.as_deref() == Some(executor_id.value.as_str())
+                && s.agent_id.as_deref() == Some(agent_id.value.as_str())
+        }) else {
             tracing::debug!(executor = %executor_id.value, agent = %agent_id.value, "message from an unknown executor");
             return;
         };
@@ -257,8 +264,18 @@ impl Scheduler {
     ) {
         // the task's own status update follows and decides what happens;
         // until then the operator sees why
+        let reason = status.and_then(settings::executor_exit_reason);
+        if let (Some(e), Some(reason)) = (&executor_id, reason) {
+            if self.executor_exits.len() >= 1024 {
+                self.executor_exits.clear();
+            }
+            self.executor_exits.insert(e.value.clone(), reason);
+        }
         let what = match (&executor_id, status) {
-            (Some(e), Some(code)) => format!("executor {} ended with status {code}", e.value),
+            (Some(e), Some(code)) => match reason {
+                Some(reason) => format!("executor {} ended with status {code}: {reason}", e.value),
+                None => format!("executor {} ended with status {code}", e.value),
+            },
             (Some(e), None) => format!("executor {} ended", e.value),
             (None, _) => "agent failed".to_owned(),
         };

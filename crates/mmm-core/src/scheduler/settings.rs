@@ -8,7 +8,7 @@ use crate::config::{MirrorConfig, SchedulerConfig, SchedulerTuning, TopicSelecti
 pub const MAX_ADD_PER_CALL: u32 = 1000;
 
 /// The scheduler's settings, fixed for its lifetime.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Settings {
     /// URIs Mesos fetches into the sandbox (the executor binary first).
     pub executor_uris: Vec<String>,
@@ -24,6 +24,22 @@ pub struct Settings {
     pub tuning: SchedulerTuning,
     /// The most servers one `add` may create.
     pub max_add_per_call: u32,
+}
+
+impl std::fmt::Debug for Settings {
+    // The base configurations hold the operator's credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::kafka_props::Redacted;
+        f.debug_struct("Settings")
+            .field("executor_uris", &self.executor_uris)
+            .field("executor_command", &self.executor_command)
+            .field("consumer", &Redacted(&self.consumer))
+            .field("producer", &Redacted(&self.producer))
+            .field("mirror", &self.mirror)
+            .field("tuning", &self.tuning)
+            .field("max_add_per_call", &self.max_add_per_call)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -49,6 +65,42 @@ impl Settings {
 
 /// The command that runs the executor fetched into the sandbox.
 pub const DEFAULT_EXECUTOR_COMMAND: &str = "./mmm-executor";
+
+/// The exit code of the launch command when the fetched executor does not
+/// match its sha256 (the code `sha256sum`'s own failures never use).
+pub const EXECUTOR_CHECK_FAILED_EXIT: i32 = 86;
+
+/// The shell command that runs `./<file>` only if its sha256 is `sha256`, so
+/// that a file swapped on the wire or on the scheduler's disk never runs; on
+/// a mismatch it says so on stderr and exits with
+/// [`EXECUTOR_CHECK_FAILED_EXIT`]. Mesos runs it with `sh -c` in the sandbox.
+/// `None` when `file` or `sha256` could break out of the command's quoting.
+pub fn checked_executor_command(file: &str, sha256: &str) -> Option<String> {
+    let plain = |s: &str, extra: &[u8]| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    };
+    if !plain(file, b"._-") || file.starts_with('-') || sha256.len() != 64 || !plain(sha256, b"") {
+        return None;
+    }
+    Some(format!(
+        "echo '{sha256}  {file}' | sha256sum -c --status - || \
+         {{ echo 'mmm: the fetched {file} does not match sha256 {sha256}: not running it' >&2; \
+         exit {EXECUTOR_CHECK_FAILED_EXIT}; }}; exec ./{file}"
+    ))
+}
+
+/// Why an executor ended, when its exit says more than a number: `status`
+/// is the wait status Mesos reports in FAILURE.
+pub fn executor_exit_reason(status: i32) -> Option<&'static str> {
+    let exited = status & 0x7f == 0;
+    let code = (status >> 8) & 0xff;
+    (exited && code == EXECUTOR_CHECK_FAILED_EXIT).then_some(
+        "the executor fetched into the sandbox does not match the sha256 the scheduler \
+         verified; it was not run",
+    )
+}
 
 impl Default for Settings {
     fn default() -> Self {

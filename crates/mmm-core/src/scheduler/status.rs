@@ -80,8 +80,16 @@ impl Scheduler {
             }
             return;
         };
-        let message = describe(state, status);
+        let mut message = describe(state, status);
         if is_terminal(state) {
+            let executor = self
+                .cluster
+                .servers
+                .get(&id)
+                .and_then(|s| s.executor_id.clone());
+            if let Some(reason) = executor.and_then(|e| self.executor_exits.remove(&e)) {
+                message = format!("{message} ({reason})");
+            }
             self.kills_sent.remove(task_id);
             self.task_ended(id, state, message, now_ms);
             self.sync_offer_interest(now_ms, out);
