@@ -537,6 +537,24 @@ mod tests {
     }
 
     #[test]
+    fn code_loading_properties_are_refused_whoever_wrote_them() {
+        for (section, key) in [
+            ("consumer", "plugin.library.paths"),
+            ("producer", "ssl.engine.location"),
+            ("consumer", "ssl.providers"),
+            ("producer", "sasl.kerberos.kinit.cmd"),
+        ] {
+            let mut v = contract_example();
+            v[section][key] = Value::from("/tmp/evil.so");
+            let text = err_text(&v);
+            assert!(
+                text.contains(&format!("`{section}.{key}`")) && text.contains("loads code"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn contract_example_parses() {
         let d = parse(&contract_example()).expect("valid");
         assert_eq!(d.version, 1);
