@@ -155,7 +155,9 @@ pub fn allowed_hosts(
     if !bound.ip().is_unspecified() {
         hosts.push(bound.to_string());
     }
-    if bound.ip().is_loopback() {
+    // A wildcard bind listens on loopback too; a page must be served from
+    // these names to send them, so they cannot be rebound.
+    if bound.ip().is_loopback() || bound.ip().is_unspecified() {
         hosts.push(format!("localhost:{}", bound.port()));
         hosts.push(format!("127.0.0.1:{}", bound.port()));
         hosts.push(format!("[::1]:{}", bound.port()));
