@@ -1007,3 +1007,78 @@ fn rescind_changes_nothing() {
         .is_empty());
     assert_eq!(s.cluster(), &before);
 }
+
+#[test]
+fn metrics_from_another_agent_or_executor_are_ignored() {
+    let mut s = subscribed(settings());
+    let task = launch_one(&mut s, 0);
+    run(&mut s, &task, 1);
+    let executor = s
+        .cluster()
+        .get(1)
+        .expect("s")
+        .executor_id
+        .clone()
+        .expect("executor id");
+    for (agent, exec) in [
+        ("agent-h2", executor.as_str()),
+        ("agent-h1", "someone-elses-executor"),
+    ] {
+        let actions = s.handle(
+            Event::ExecutorMessage {
+                agent_id: ids::agent_id(agent),
+                executor_id: ids::executor_id(exec.to_string()),
+                data: Bytes::from_static(br#"{"produce_rate": 1e12, "lag": {"t-0": 0}}"#),
+            },
+            5,
+        );
+        assert!(actions.is_empty(), "{actions:?}");
+        assert!(s.cluster().get(1).expect("s").metrics.is_none());
+    }
+}
+
+#[test]
+fn an_executor_that_failed_its_binary_check_says_so_in_either_order() {
+    let check_failed = 86 << 8;
+    for failure_first in [true, false] {
+        let mut s = subscribed(settings());
+        let task = launch_one(&mut s, 0);
+        let executor = s
+            .cluster()
+            .get(1)
+            .expect("s")
+            .executor_id
+            .clone()
+            .expect("executor");
+        let failure = Event::Failure {
+            agent_id: Some(ids::agent_id("agent-h1")),
+            executor_id: Some(ids::executor_id(executor)),
+            status: Some(check_failed),
+        };
+        let update = Event::Update(status(
+            &task,
+            "agent-h1",
+            TaskState::TaskFailed,
+            Some("Executor terminated"),
+        ));
+        let (first, second) = if failure_first {
+            (failure, update)
+        } else {
+            (update, failure)
+        };
+        s.handle(first, 1);
+        s.handle(second, 2);
+        let server = s.cluster().get(1).expect("s");
+        let message = server.message.clone().unwrap_or_default();
+        assert!(
+            message.contains("TASK_FAILED") && message.contains("does not match the sha256"),
+            "failure first: {failure_first}: {message}"
+        );
+        let recorded = server
+            .history
+            .back()
+            .and_then(|c| c.message.clone())
+            .unwrap_or_default();
+        assert!(recorded.contains("does not match the sha256"), "{recorded}");
+    }
+}

@@ -32,7 +32,7 @@ pub use settings::{
     EXECUTOR_CHECK_FAILED_EXIT, MAX_ADD_PER_CALL,
 };
 
-use crate::model::{Cluster, Goal, Server, ServerState};
+use crate::model::{Cluster, Goal, Server, ServerId, ServerState};
 use rng::SplitMix64;
 
 /// The largest executor message kept, in bytes; larger ones are ignored.
@@ -58,6 +58,9 @@ pub struct Scheduler {
     /// Why executors ended, by executor id, from FAILURE events that explain
     /// more than the task's own update will (a failed binary check).
     executor_exits: BTreeMap<String, &'static str>,
+    /// Executors whose task ended before their FAILURE arrived, with their
+    /// server, so that a late FAILURE still explains the end.
+    ended_executors: BTreeMap<String, ServerId>,
 }
 
 impl Scheduler {
@@ -74,6 +77,7 @@ impl Scheduler {
             kills_sent: BTreeMap::new(),
             dirty: false,
             executor_exits: BTreeMap::new(),
+            ended_executors: BTreeMap::new(),
         }
     }
 
@@ -256,6 +260,13 @@ impl Scheduler {
         }
     }
 
+    pub(super) fn note_ended_executor(&mut self, executor: String, id: ServerId) {
+        if self.ended_executors.len() >= MAX_REMEMBERED_EXITS {
+            self.ended_executors.clear();
+        }
+        self.ended_executors.insert(executor, id);
+    }
+
     fn on_failure(
         &mut self,
         agent_id: Option<v1::AgentId>,
@@ -266,10 +277,26 @@ impl Scheduler {
         // until then the operator sees why
         let reason = status.and_then(settings::executor_exit_reason);
         if let (Some(e), Some(reason)) = (&executor_id, reason) {
-            if self.executor_exits.len() >= 1024 {
-                self.executor_exits.clear();
+            match self.ended_executors.remove(&e.value) {
+                // Its task already ended: add the reason to what it says.
+                Some(id) => {
+                    if let Some(server) = self.cluster.servers.get_mut(&id) {
+                        let said = server.message.take().unwrap_or_default();
+                        server.message = Some(format!("{said} ({reason})"));
+                        if let Some(last) = server.history.back_mut() {
+                            let said = last.message.take().unwrap_or_default();
+                            last.message = Some(format!("{said} ({reason})"));
+                        }
+                        self.dirty = true;
+                    }
+                }
+                None => {
+                    if self.executor_exits.len() >= MAX_REMEMBERED_EXITS {
+                        self.executor_exits.clear();
+                    }
+                    self.executor_exits.insert(e.value.clone(), reason);
+                }
             }
-            self.executor_exits.insert(e.value.clone(), reason);
         }
         let what = match (&executor_id, status) {
             (Some(e), Some(code)) => match reason {
@@ -299,6 +326,9 @@ impl Scheduler {
         );
     }
 }
+
+/// How many ended executors are remembered for their FAILURE, at most.
+const MAX_REMEMBERED_EXITS: usize = 1024;
 
 #[cfg(test)]
 mod tests;

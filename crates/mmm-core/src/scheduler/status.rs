@@ -87,8 +87,12 @@ impl Scheduler {
                 .servers
                 .get(&id)
                 .and_then(|s| s.executor_id.clone());
-            if let Some(reason) = executor.and_then(|e| self.executor_exits.remove(&e)) {
-                message = format!("{message} ({reason})");
+            if let Some(executor) = executor {
+                match self.executor_exits.remove(&executor) {
+                    Some(reason) => message = format!("{message} ({reason})"),
+                    // The executor's FAILURE may still come and explain it.
+                    None => self.note_ended_executor(executor, id),
+                }
             }
             self.kills_sent.remove(task_id);
             self.task_ended(id, state, message, now_ms);
