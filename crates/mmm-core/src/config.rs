@@ -63,6 +63,18 @@ pub struct ApiConfig {
     pub insecure: bool,
     /// `allowed_hosts`: more names (`host` or `host:port`) requests may use.
     pub allowed_hosts: Vec<String>,
+    /// `tls_cert` and `tls_key`: PEM files; when set the API, the page and
+    /// `dist/` are served over TLS and the URIs are https.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The server's certificate chain and private key, PEM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    /// `tls_cert`.
+    pub cert: PathBuf,
+    /// `tls_key` (owner-only).
+    pub key: PathBuf,
 }
 
 /// Which topics to mirror.
@@ -267,6 +279,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "token_file",
             "insecure",
             "allowed_hosts",
+            "tls_cert",
+            "tls_key",
         ],
     ),
     (
@@ -597,6 +611,7 @@ impl SchedulerConfig {
                 token_file,
                 insecure,
                 allowed_hosts: Vec::new(),
+                tls: None,
             },
             mirror: MirrorConfig {
                 topics: TopicSelection::List(topics),
@@ -716,12 +731,33 @@ fn parse_api(s: &Section<'_>) -> Result<ApiConfig, ConfigError> {
             format!("{bad:?} is not a host or host:port"),
         ));
     }
+    let tls = match (
+        s.non_empty_string("tls_cert")?,
+        s.non_empty_string("tls_key")?,
+    ) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        }),
+        (None, None) => None,
+        (Some(_), None) => return Err(s.invalid("tls_key", "is needed with tls_cert")),
+        (None, Some(_)) => return Err(s.invalid("tls_cert", "is needed with tls_key")),
+    };
+    if let (Some(_), Some(url)) = (&tls, &advertised_url) {
+        if !url.starts_with("https://") {
+            return Err(s.invalid(
+                "advertised_url",
+                format!("{url:?} must be https:// when tls_cert is set"),
+            ));
+        }
+    }
     Ok(ApiConfig {
         bind,
         advertised_url,
         token_file,
         insecure,
         allowed_hosts,
+        tls,
     })
 }
 

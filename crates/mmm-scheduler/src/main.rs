@@ -205,7 +205,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on [api].bind {}", config.api.bind))?;
     let bound = listener.local_addr()?;
-    let advertised = framework::advertised_url(config.api.advertised_url.as_deref(), bound);
+    let tls = match &config.api.tls {
+        Some(files) => Some(serve::Tls::from_pem_files(&files.cert, &files.key)?),
+        None => None,
+    };
+    let mut advertised = framework::advertised_url(config.api.advertised_url.as_deref(), bound);
+    if tls.is_some() {
+        if let Some(rest) = advertised.strip_prefix("http://") {
+            advertised = format!("https://{rest}");
+        }
+    }
     tracing::info!(api = %advertised, "REST API listening on {bound}");
 
     let executor_uris = dist
@@ -275,12 +284,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         web::router(web),
     );
-    let mut server = tokio::spawn(serve::serve(
-        listener,
-        app,
-        serve::Limits::default(),
-        serve::Plain,
-    ));
+    let limits = serve::Limits::default();
+    let mut server = match tls {
+        Some(tls) => tokio::spawn(serve::serve(listener, app, limits, tls)),
+        None => tokio::spawn(serve::serve(listener, app, limits, serve::Plain)),
+    };
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;

@@ -147,3 +147,68 @@ fn is_per_connection(e: &std::io::Error) -> bool {
             | std::io::ErrorKind::ConnectionRefused
     )
 }
+
+/// TLS with the operator's certificate (rustls).
+#[derive(Clone)]
+pub struct Tls(tokio_rustls::TlsAcceptor);
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
+    }
+}
+
+/// Why the TLS files cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read the TLS certificate {path}: {reason}")]
+    Cert { path: String, reason: String },
+    #[error(transparent)]
+    KeyFile(#[from] crate::secret_file::SecretFileError),
+    #[error("the TLS key {path} holds no usable private key: {reason}")]
+    Key { path: String, reason: String },
+    #[error("the TLS certificate and key do not make a server configuration: {0}")]
+    Config(String),
+}
+
+impl Tls {
+    /// From PEM files; the key file must be readable by its owner only.
+    pub fn from_pem_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Tls, TlsError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls;
+        let certs = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| TlsError::Cert {
+                path: cert.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        if certs.is_empty() {
+            return Err(TlsError::Cert {
+                path: cert.display().to_string(),
+                reason: "no certificate in it".into(),
+            });
+        }
+        let key_text = crate::secret_file::read(key, "TLS key file")?;
+        let key_der =
+            PrivateKeyDer::from_pem_slice(key_text.as_bytes()).map_err(|e| TlsError::Key {
+                path: key.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key_der)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        Ok(Tls(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+}
+
+impl Accept for Tls {
+    type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    async fn accept(&self, stream: tokio::net::TcpStream) -> std::io::Result<Self::Stream> {
+        self.0.accept(stream).await
+    }
+}
