@@ -1082,3 +1082,25 @@ fn an_executor_that_failed_its_binary_check_says_so_in_either_order() {
         assert!(recorded.contains("does not match the sha256"), "{recorded}");
     }
 }
+
+#[test]
+fn the_cluster_holds_a_bounded_number_of_servers() {
+    let mut cluster = Cluster::new();
+    let task = mmm_core::model::TaskConfig {
+        cpus: 0.1,
+        mem: 64.0,
+        topics: vec!["t".into()],
+        topics_regex: None,
+        consumer: Default::default(),
+        producer: Default::default(),
+    };
+    for _ in 0..mmm_core::scheduler::MAX_SERVERS {
+        cluster.add(None, task.clone(), 0).expect("add");
+    }
+    let mut s = Scheduler::new(settings(), cluster, 1);
+    let before = s.cluster().clone();
+    let err = s.command(add(1), 1).expect_err("one too many");
+    assert!(matches!(err, CommandError::TooManyServers { .. }), "{err}");
+    assert!(err.to_string().contains("at most 10000"), "{err}");
+    assert_eq!(s.cluster(), &before);
+}

@@ -27,6 +27,7 @@ pub use action::Action;
 pub use command::{AddServers, Command, CommandError, CommandOutcome};
 pub use event::Event;
 pub use launch::server_of_task;
+pub use operator::MAX_SERVERS;
 pub use settings::{
     checked_executor_command, executor_exit_reason, Settings, DEFAULT_EXECUTOR_COMMAND,
     EXECUTOR_CHECK_FAILED_EXIT, MAX_ADD_PER_CALL,
