@@ -457,6 +457,16 @@ async fn a_slow_client_is_cut_off_and_connections_are_bounded() {
         "the server keeps a connection whose headers never end"
     );
 
+    // A kept-alive connection left idle after one request is closed too.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    idle.write_all(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1:7000\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), idle.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "an idle kept-alive connection stays open");
+    assert!(String::from_utf8_lossy(&buf).contains("pong"));
+
     // A body that never arrives: 408, not a handler waiting for ever.
     let mut trickle = tokio::net::TcpStream::connect(addr).await.expect("connect");
     trickle
