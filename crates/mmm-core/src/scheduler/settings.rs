@@ -81,7 +81,8 @@ pub fn checked_executor_command(file: &str, sha256: &str) -> Option<String> {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
     };
-    if !plain(file, b"._-") || file.starts_with('-') || sha256.len() != 64 || !plain(sha256, b"") {
+    let hex = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+    if !plain(file, b"._-") || file.starts_with('-') || !hex {
         return None;
     }
     Some(format!(
@@ -113,5 +114,35 @@ impl Default for Settings {
             tuning: SchedulerTuning::default(),
             max_add_per_call: MAX_ADD_PER_CALL,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checked_command_quotes_only_plain_names_and_hashes() {
+        let sha = "a".repeat(64);
+        let command = checked_executor_command("mmm-executor", &sha).expect("plain");
+        assert!(command.starts_with(&format!("echo '{sha}  mmm-executor' | sha256sum -c")));
+        assert!(command.ends_with("exec ./mmm-executor"), "{command}");
+        for (file, hash) in [
+            ("mmm executor", sha.as_str()),
+            ("x';rm -rf /;'", sha.as_str()),
+            ("-c", sha.as_str()),
+            ("mmm-executor", "abc"),
+            ("mmm-executor", &"g".repeat(64)),
+        ] {
+            assert_eq!(checked_executor_command(file, hash), None, "{file} {hash}");
+        }
+    }
+
+    #[test]
+    fn only_the_check_exit_code_is_explained() {
+        assert!(executor_exit_reason(EXECUTOR_CHECK_FAILED_EXIT << 8).is_some());
+        assert_eq!(executor_exit_reason(1 << 8), None);
+        // killed by signal 86 & 0x7f is not an exit
+        assert_eq!(executor_exit_reason(EXECUTOR_CHECK_FAILED_EXIT), None);
     }
 }
