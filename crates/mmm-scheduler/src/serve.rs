@@ -37,7 +37,7 @@ impl Default for Limits {
         Limits {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
-            max_connections: 256,
+            max_connections: 512,
         }
     }
 }
