@@ -83,7 +83,7 @@ async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) 
         next.run(request).await
     } else {
         tracing::info!(%host, "refused a request for another host");
-        plain_refusal(
+        refuse(
             StatusCode::MISDIRECTED_REQUEST,
             format!(
                 "this scheduler does not answer to the host {host:?} \
@@ -106,8 +106,9 @@ async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) 
     response
 }
 
-/// A refusal before any state is read: the answer's shape, no servers.
-fn plain_refusal(status: StatusCode, message: String) -> Response {
+/// A refusal: the answer's shape without the cluster, so that a request
+/// that fails cannot be used to read it.
+fn refuse(status: StatusCode, message: String) -> Response {
     reply(status, false, message, ServersValue::default())
 }
 
@@ -123,14 +124,8 @@ fn reply<V: Serialize>(status: StatusCode, success: bool, message: String, value
         .into_response()
 }
 
-/// A refusal: the answer's shape, without the cluster, so that a request
-/// that fails cannot be used to read it.
-fn refuse(_state: &ApiState, status: StatusCode, message: String) -> Response {
-    plain_refusal(status, message)
-}
-
-async fn not_found(State(state): State<ApiState>) -> Response {
-    refuse(&state, StatusCode::NOT_FOUND, "no such endpoint".into())
+async fn not_found() -> Response {
+    refuse(StatusCode::NOT_FOUND, "no such endpoint".into())
 }
 
 async fn status(State(state): State<ApiState>) -> Response {
@@ -344,7 +339,7 @@ async fn run_command(
         Ok(c) => c,
         Err(BadRequest(status, message)) => {
             tracing::info!(%status, %message, "API request refused");
-            return refuse(state, status, message);
+            return refuse(status, message);
         }
     };
     match state.commands.run(command).await {
@@ -356,14 +351,14 @@ async fn run_command(
         ),
         Err(CommandFailure::Refused(e)) => {
             tracing::info!(error = %e, "API command refused");
-            refuse(state, status_of(&e), e.to_string())
+            refuse(status_of(&e), e.to_string())
         }
         Err(e @ CommandFailure::NotStored(_)) => {
             tracing::error!(error = %e, "API command failed");
-            refuse(state, StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
         Err(e @ CommandFailure::ShuttingDown) => {
-            refuse(state, StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
     }
 }
