@@ -68,7 +68,7 @@ impl ApiClient {
     }
 
     /// `POST <base>/<endpoint>` with a JSON body.
-    pub fn post(&self, endpoint: &str, body: &Value) -> Result<Value, ApiError> {
+    pub fn post(&self, endpoint: &str, body: &impl serde::Serialize) -> Result<Value, ApiError> {
         let url = self.base.url(endpoint);
         self.send(self.http.post(&url).json(body), url)
     }

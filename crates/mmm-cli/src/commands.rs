@@ -4,7 +4,8 @@ use std::io::Write;
 use std::thread;
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use mmm_core::rest::{AddRequest, IdsRequest, TopicList};
+use serde_json::{json, Value};
 
 use crate::args::Command;
 use crate::client::{ApiClient, ApiError};
@@ -19,6 +20,9 @@ pub enum CommandError {
     /// The request failed.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// An answer that does not follow the REST contract.
+    #[error("the API's answer does not have the expected shape: {0}")]
+    Unreadable(#[from] serde_json::Error),
     /// Writing the output failed (a closed pipe...).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -71,27 +75,22 @@ pub fn add_body(
     mem: Option<f64>,
     topics: Option<&[String]>,
     topics_regex: Option<&str>,
-) -> Value {
-    let mut body = Map::new();
-    body.insert("amount".into(), json!(count));
-    if let Some(cpus) = cpus {
-        body.insert("cpus".into(), json!(cpus));
-    }
-    if let Some(mem) = mem {
-        body.insert("mem".into(), json!(mem));
-    }
-    if let Some(topics) = topics {
-        let topics: Vec<&str> = topics
-            .iter()
-            .map(|t| t.trim())
-            .filter(|t| !t.is_empty())
-            .collect();
-        body.insert("topics".into(), json!(topics));
-    }
-    if let Some(regex) = topics_regex {
-        body.insert("topics_regex".into(), json!(regex));
-    }
-    Value::Object(body)
+) -> AddRequest {
+    let mut body = AddRequest::new(count);
+    body.cpus = cpus;
+    body.mem = mem;
+    body.topics = topics.map(|topics| {
+        TopicList(
+            topics
+                .iter()
+                .map(|t| t.trim())
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
+    });
+    body.topics_regex = topics_regex.map(str::to_string);
+    body
 }
 
 fn ids_command(
@@ -102,7 +101,7 @@ fn ids_command(
     json_output: bool,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let answer = client.post(endpoint, &json!({ "ids": ids }))?;
+    let answer = client.post(endpoint, &IdsRequest::new(ids.to_vec()))?;
     let list: Vec<String> = ids.iter().map(u32::to_string).collect();
     let headline = format!(
         "{verb} servers request (ids={}) was sent successfully.",
@@ -123,7 +122,7 @@ fn print_answer(
         if let Some(headline) = headline {
             writeln!(out, "{headline}")?;
         }
-        write!(out, "{}", render_cluster(&servers(answer)))?;
+        write!(out, "{}", render_cluster(&servers(answer)?))?;
     }
     out.flush()?;
     Ok(())
@@ -159,7 +158,10 @@ fn watch(
             write!(out, "{CLEAR_SCREEN}")?;
             writeln!(out, "Every {}s (Ctrl-C to stop)\n", interval.as_secs())?;
             match &answer {
-                Ok(answer) => write!(out, "{}", render_cluster(&servers(answer)))?,
+                Ok(answer) => match servers(answer) {
+                    Ok(list) => write!(out, "{}", render_cluster(&list))?,
+                    Err(e) => writeln!(out, "{}", CommandError::Unreadable(e))?,
+                },
                 Err(e) => writeln!(out, "{e}")?,
             }
         }
@@ -172,16 +174,23 @@ fn watch(
 mod tests {
     use super::*;
 
+    fn body(request: &AddRequest) -> Value {
+        serde_json::to_value(request).expect("serialises")
+    }
+
     #[test]
     fn add_body_sends_only_what_was_given() {
-        assert_eq!(add_body(2, None, None, None, None), json!({"amount": 2}));
+        assert_eq!(
+            body(&add_body(2, None, None, None, None)),
+            json!({"amount": 2})
+        );
         let topics = vec!["a".to_string(), " b ".to_string(), String::new()];
         assert_eq!(
-            add_body(1, Some(0.5), Some(128.0), Some(&topics), None),
+            body(&add_body(1, Some(0.5), Some(128.0), Some(&topics), None)),
             json!({"amount": 1, "cpus": 0.5, "mem": 128.0, "topics": ["a", "b"]})
         );
         assert_eq!(
-            add_body(1, None, None, None, Some("^x")),
+            body(&add_body(1, None, None, None, Some("^x"))),
             json!({"amount": 1, "topics_regex": "^x"})
         );
     }

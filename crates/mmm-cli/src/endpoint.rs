@@ -73,8 +73,10 @@ fn normalise(raw: &str) -> Result<ApiBase, String> {
     let (scheme, rest) = with_scheme
         .split_once("://")
         .ok_or_else(|| "expected scheme://host".to_string())?;
-    if scheme != "http" {
-        return Err(format!("only http:// is supported, got {scheme}://"));
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "only http:// and https:// are supported, got {scheme}://"
+        ));
     }
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -92,7 +94,7 @@ fn normalise(raw: &str) -> Result<ApiBase, String> {
     let path = path.trim_end_matches('/');
     // The original's MMM_API ended in /api; a bare host:port means the same.
     let path = if path.is_empty() { "/api" } else { path };
-    Ok(ApiBase(format!("http://{authority}{path}")))
+    Ok(ApiBase(format!("{scheme}://{authority}{path}")))
 }
 
 /// The token from `--token-file`, else `MMM_API_TOKEN`, if any.
@@ -157,12 +159,16 @@ mod tests {
 
     #[test]
     fn bad_urls_name_the_value_and_where_it_came_from() {
-        let text = resolve_api(None, Some("https://h/api"))
-            .expect_err("https")
+        let text = resolve_api(None, Some("ftp://h/api"))
+            .expect_err("ftp")
             .to_string();
         assert!(
-            text.contains("https://h/api") && text.contains("MMM_API"),
+            text.contains("ftp://h/api") && text.contains("MMM_API"),
             "{text}"
+        );
+        assert_eq!(
+            base(Some("https://h:7000"), None),
+            "https://h:7000/api/status"
         );
         let text = resolve_api(Some("http:///api"), None)
             .expect_err("no host")

@@ -296,7 +296,7 @@ fn usage_errors_exit_2_and_send_nothing() {
             "--topics-regex",
             "b",
         ],
-        vec!["--api", "https://127.0.0.1:1/api", "status"],
+        vec!["--api", "ftp://127.0.0.1:1/api", "status"],
     ] {
         let output = cli(&args, &[]);
         assert_eq!(

@@ -23,6 +23,9 @@ pub struct SchedulerConfig {
     pub mirror: MirrorConfig,
     /// `[storage] path`: where the cluster state is kept.
     pub storage: StorageSpec,
+    /// `[storage] zk_auth_file`: `user:password` for ZooKeeper digest
+    /// authentication; the state and lock znodes are then creator-only.
+    pub zk_auth_file: Option<PathBuf>,
     /// `[executor]`: what is served to executors.
     pub executor: ExecutorConfig,
     /// `[scheduler]`: task lifecycle tuning (all optional).
@@ -66,6 +69,22 @@ pub struct ApiConfig {
     pub advertised_url: Option<String>,
     /// `token_file`: when set, mutating calls need this bearer token.
     pub token_file: Option<PathBuf>,
+    /// `insecure` [false]: allow a non-loopback `bind` without a token.
+    pub insecure: bool,
+    /// `allowed_hosts`: more names (`host` or `host:port`) requests may use.
+    pub allowed_hosts: Vec<String>,
+    /// `tls_cert` and `tls_key`: PEM files; when set the API, the page and
+    /// `dist/` are served over TLS and the URIs are https.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The server's certificate chain and private key, PEM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    /// `tls_cert`.
+    pub cert: PathBuf,
+    /// `tls_key` (owner-only).
+    pub key: PathBuf,
 }
 
 /// Which topics to mirror.
@@ -281,7 +300,18 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "ca_file",
         ],
     ),
-    ("api", &["bind", "advertised_url", "token_file"]),
+    (
+        "api",
+        &[
+            "bind",
+            "advertised_url",
+            "token_file",
+            "insecure",
+            "allowed_hosts",
+            "tls_cert",
+            "tls_key",
+        ],
+    ),
     (
         "mirror",
         &[
@@ -298,7 +328,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "stall_timeout_ms",
         ],
     ),
-    ("storage", &["path"]),
+    ("storage", &["path", "zk_auth_file"]),
     ("executor", &["dist_dir", "cpus", "mem"]),
     (
         "scheduler",
@@ -490,6 +520,13 @@ impl SchedulerConfig {
                 StorageSpec::parse(&path).map_err(|p| storage_section.invalid("path", p))?
             }
         };
+        let zk_auth_file = storage_section
+            .non_empty_string("zk_auth_file")?
+            .map(PathBuf::from);
+        if zk_auth_file.is_some() && matches!(storage, StorageSpec::File(_)) {
+            return Err(storage_section
+                .invalid("zk_auth_file", "is only used with a zk:// path".to_string()));
+        }
         let executor_section = section("executor")?;
         let executor = ExecutorConfig {
             dist_dir: PathBuf::from(
@@ -506,6 +543,7 @@ impl SchedulerConfig {
             api,
             mirror,
             storage,
+            zk_auth_file,
             executor,
             scheduler,
         })
@@ -521,6 +559,8 @@ impl SchedulerConfig {
             "mesos.framework.name",
             "mesos.user",
             "mmm.api",
+            "mmm.api.token.file",
+            "mmm.api.insecure",
             "mmm.topics",
             "mmm.offset.commit.interval.ms",
         ];
@@ -560,6 +600,21 @@ impl SchedulerConfig {
                 api.to_owned()
             }
         };
+        let token_file = props
+            .get("mmm.api.token.file")
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
+        let insecure = match props.get("mmm.api.insecure").map(str::trim) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "mmm.api.insecure",
+                    format!("expected true or false, found {other:?}"),
+                ))
+            }
+        };
         let interval = match props.get("mmm.offset.commit.interval.ms").map(str::trim) {
             None | Some("") => DEFAULT_OFFSET_COMMIT_INTERVAL_MS,
             Some(v) => v.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
@@ -595,7 +650,10 @@ impl SchedulerConfig {
             api: ApiConfig {
                 bind,
                 advertised_url: None,
-                token_file: None,
+                token_file,
+                insecure,
+                allowed_hosts: Vec::new(),
+                tls: None,
             },
             mirror: MirrorConfig {
                 topics: TopicSelection::List(topics),
@@ -603,6 +661,7 @@ impl SchedulerConfig {
                 ..MirrorConfig::defaults_with(TopicSelection::List(Vec::new()))
             },
             storage: StorageSpec::File(PathBuf::from(DEFAULT_STORAGE_PATH)),
+            zk_auth_file: None,
             executor: ExecutorConfig {
                 dist_dir: PathBuf::from(DEFAULT_DIST_DIR),
                 cpus: DEFAULT_EXECUTOR_CPUS,
@@ -752,11 +811,80 @@ fn parse_api(s: &Section<'_>) -> Result<ApiConfig, ConfigError> {
             return Err(s.invalid("advertised_url", format!("{url:?} has no host")));
         }
     }
+    let token_file = s.non_empty_string("token_file")?.map(PathBuf::from);
+    let insecure = s.bool("insecure", false)?;
+    let allowed_hosts = s.strings("allowed_hosts")?.unwrap_or_default();
+    if let Some(bad) = allowed_hosts
+        .iter()
+        .find(|h| h.trim().is_empty() || h.contains(['/', ' ', '@']))
+    {
+        return Err(s.invalid(
+            "allowed_hosts",
+            format!("{bad:?} is not a host or host:port"),
+        ));
+    }
+    let tls = match (
+        s.non_empty_string("tls_cert")?,
+        s.non_empty_string("tls_key")?,
+    ) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        }),
+        (None, None) => None,
+        (Some(_), None) => return Err(s.invalid("tls_key", "is needed with tls_cert")),
+        (None, Some(_)) => return Err(s.invalid("tls_cert", "is needed with tls_key")),
+    };
+    if let (Some(_), Some(url)) = (&tls, &advertised_url) {
+        if !url.starts_with("https://") {
+            return Err(s.invalid(
+                "advertised_url",
+                format!("{url:?} must be https:// when tls_cert is set"),
+            ));
+        }
+    }
     Ok(ApiConfig {
         bind,
         advertised_url,
-        token_file: s.non_empty_string("token_file")?.map(PathBuf::from),
+        token_file,
+        insecure,
+        allowed_hosts,
+        tls,
     })
+}
+
+/// Whether `bind` (host:port) listens on a loopback address only.
+pub fn is_loopback_bind(bind: &str) -> bool {
+    match split_host_port(bind) {
+        Ok((host, _)) => {
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+impl ApiConfig {
+    /// Refuses an API reachable from other hosts without a token, unless
+    /// `insecure` says so: anyone who reaches it could read and change the
+    /// mirroring tasks. Returns whether it runs insecure.
+    pub fn check_exposure(&self) -> Result<bool, String> {
+        if self.token_file.is_some() || is_loopback_bind(&self.bind) {
+            return Ok(false);
+        }
+        if self.insecure {
+            return Ok(true);
+        }
+        Err(format!(
+            "[api] bind {:?} is reachable from other hosts but the API has no token: anyone \
+             who can reach it could read and change the mirroring tasks; set [api] token_file \
+             (mmm.api.token.file in mmm.properties), or insecure = true (mmm.api.insecure) \
+             to run without one",
+            self.bind
+        ))
+    }
 }
 
 fn check_topics(topics: Vec<String>) -> Result<Vec<String>, String> {

@@ -605,7 +605,51 @@ pub fn is_secret(key: &str) -> bool {
         || key.contains("private.key.pem")
         || key == "ssl.key.pem"
         || key == "ssl.keystore.key"
-        || key == "sasl.oauthbearer.config"
+        || (key.starts_with("sasl.oauthbearer.")
+            && !matches!(
+                key.as_str(),
+                "sasl.oauthbearer.method" | "sasl.oauthbearer.scope"
+            ))
+}
+
+/// `value` with the password of every `scheme://user:password@host` in it
+/// replaced by `[redacted]`.
+pub fn redact_url_passwords(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let end = after.find(['/', '?', '#', ' ', ',']).unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push(':');
+                        out.push_str(REDACTED);
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Shows a configuration in Debug output with its secrets redacted.
+pub struct Redacted<'a>(pub &'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        redact(self.0).fmt(f)
+    }
 }
 
 /// The value shown instead of a secret.
@@ -619,7 +663,7 @@ pub fn redact(config: &BTreeMap<String, String>) -> BTreeMap<String, String> {
             let v = if is_secret(k) {
                 REDACTED.to_owned()
             } else {
-                v.clone()
+                redact_url_passwords(v)
             };
             (k.clone(), v)
         })
@@ -632,6 +676,39 @@ mod tests {
 
     fn map(role: Role, entries: &[(&str, &str)]) -> Result<Mapped, KafkaPropsError> {
         map_properties(role, "k.properties", entries.iter().copied())
+    }
+
+    #[test]
+    fn oauthbearer_credentials_and_url_passwords_are_secret() {
+        for key in [
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.client.id",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.extensions",
+        ] {
+            assert!(is_secret(key), "{key}");
+        }
+        assert!(!is_secret("sasl.oauthbearer.method"));
+        let config = BTreeMap::from([
+            (
+                "sasl.oauthbearer.token.endpoint.url".to_string(),
+                "https://me:pa55@idp.example/token".to_string(),
+            ),
+            (
+                "client.rack".to_string(),
+                "see http://u:hunter2@h:1/x and ftp://anon@h".to_string(),
+            ),
+        ]);
+        let shown = format!("{:?}", redact(&config));
+        assert!(
+            !shown.contains("pa55") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("http://u:[redacted]@h:1/x and ftp://anon@h"),
+            "{shown}"
+        );
     }
 
     #[test]

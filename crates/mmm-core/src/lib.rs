@@ -11,5 +11,7 @@ pub mod delivery_guarantees;
 pub mod kafka_props;
 pub mod model;
 pub mod properties;
+pub mod property_allowlist;
+pub mod rest;
 pub mod scheduler;
 pub mod task_data;

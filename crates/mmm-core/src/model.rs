@@ -350,7 +350,9 @@ impl Cluster {
         Self::default()
     }
 
-    /// Reads a snapshot, refusing one written by a newer format.
+    /// Reads a snapshot, refusing one written by a newer format, and one
+    /// whose per-task Kafka overrides hold a key an API caller could not
+    /// have set (a tampered store must not inject connection or plugin keys).
     pub fn from_json(text: &str) -> Result<Cluster, ClusterParseError> {
         let cluster: Cluster = serde_json::from_str(text).map_err(ClusterParseError::Json)?;
         if cluster.version > CLUSTER_FORMAT_VERSION {
@@ -358,6 +360,19 @@ impl Cluster {
                 found: cluster.version,
                 supported: CLUSTER_FORMAT_VERSION,
             }));
+        }
+        for server in cluster.servers.values() {
+            for (role, props) in [
+                (crate::kafka_props::Role::Consumer, &server.task.consumer),
+                (crate::kafka_props::Role::Producer, &server.task.producer),
+            ] {
+                crate::property_allowlist::check_overrides(role, props.keys()).map_err(|e| {
+                    ClusterParseError::Override {
+                        id: server.id,
+                        reason: e,
+                    }
+                })?;
+            }
         }
         Ok(cluster)
     }
@@ -368,11 +383,20 @@ impl Cluster {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// The id the next added server gets: the highest + 1, starting at 1.
+    /// The id the next added server gets: the highest + 1, starting at 1;
+    /// after an explicit id of `u32::MAX`, the lowest free one, so that one
+    /// such request cannot stop every later add.
     pub fn next_id(&self) -> Result<ServerId, ModelError> {
         match self.servers.keys().next_back() {
             None => Ok(1),
-            Some(&max) => max.checked_add(1).ok_or(ModelError::IdsExhausted),
+            Some(&max) => match max.checked_add(1) {
+                Some(next) => Ok(next),
+                None => (1..=ServerId::MAX)
+                    .zip(self.servers.keys())
+                    .find(|(want, have)| want != *have)
+                    .map(|(free, _)| free)
+                    .ok_or(ModelError::IdsExhausted),
+            },
         }
     }
 
@@ -442,6 +466,14 @@ pub enum ClusterParseError {
     /// Valid JSON the model refuses.
     #[error("invalid cluster snapshot: {0}")]
     Model(ModelError),
+    /// A server whose Kafka overrides only the operator's files may hold.
+    #[error("invalid cluster snapshot: server {id}: {reason}")]
+    Override {
+        /// The server.
+        id: ServerId,
+        /// The refused key.
+        reason: crate::property_allowlist::NotAllowed,
+    },
 }
 
 #[cfg(test)]
@@ -558,7 +590,10 @@ mod tests {
         c.servers.remove(&11);
         assert_eq!(c.next_id(), Ok(11));
         c.add(Some(u32::MAX), task(), 0).expect("free");
-        assert_eq!(c.next_id(), Err(ModelError::IdsExhausted));
+        // Ids 1, 2, 5, 10 and u32::MAX are taken: next is the lowest free one.
+        assert_eq!(c.next_id(), Ok(3));
+        assert_eq!(c.add(None, task(), 0), Ok(3));
+        assert_eq!(c.add(None, task(), 0), Ok(4));
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl TopicSelection {
 }
 
 /// A validated `TaskInfo.data` document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TaskData {
     /// The document version it was written in (at most [`TASK_DATA_VERSION`]).
     pub version: u64,
@@ -100,6 +100,25 @@ pub struct TaskData {
     /// How long a partition may make no progress because of a persistent
     /// error before the task fails.
     pub stall_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for TaskData {
+    // The client properties hold the operator's credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::kafka_props::Redacted;
+        f.debug_struct("TaskData")
+            .field("version", &self.version)
+            .field("server_id", &self.server_id)
+            .field("consumer", &Redacted(&self.consumer))
+            .field("producer", &Redacted(&self.producer))
+            .field("topics", &self.topics)
+            .field("offset_commit_interval_ms", &self.offset_commit_interval_ms)
+            .field("partitioning", &self.partitioning)
+            .field("target_topic_prefix", &self.target_topic_prefix)
+            .field("target_topic_suffix", &self.target_topic_suffix)
+            .field("create_topics", &self.create_topics)
+            .finish()
+    }
 }
 
 /// Why a `TaskInfo.data` document cannot be used. Each message names the key.
@@ -178,6 +197,17 @@ pub enum TaskDataError {
         section: &'static str,
         /// The property.
         property: &'static str,
+    },
+    /// A client property that loads native code or runs a command on the
+    /// agent: refused whoever wrote the document.
+    #[error(
+        "task data key `{section}.{property}` is refused: it loads code or runs a command on the agent"
+    )]
+    CodeLoadingProperty {
+        /// `consumer` or `producer`.
+        section: &'static str,
+        /// The property.
+        property: String,
     },
     /// `partitioning` is neither "preserve" nor "hash".
     #[error("task data key `partitioning` is {found:?}: expected \"preserve\" or \"hash\"")]
@@ -433,6 +463,12 @@ impl TaskData {
                     return Err(TaskDataError::MissingProperty { section, property });
                 }
             }
+            if let Some(property) = crate::property_allowlist::code_loading_key(props) {
+                return Err(TaskDataError::CodeLoadingProperty {
+                    section,
+                    property: property.to_string(),
+                });
+            }
         }
         match &self.topics {
             TopicSelection::List(names) => {
@@ -568,6 +604,24 @@ mod tests {
 
     fn err_text(v: &Value) -> String {
         parse(v).expect_err("document must be refused").to_string()
+    }
+
+    #[test]
+    fn code_loading_properties_are_refused_whoever_wrote_them() {
+        for (section, key) in [
+            ("consumer", "plugin.library.paths"),
+            ("producer", "ssl.engine.location"),
+            ("consumer", "ssl.providers"),
+            ("producer", "sasl.kerberos.kinit.cmd"),
+        ] {
+            let mut v = contract_example();
+            v[section][key] = Value::from("/tmp/evil.so");
+            let text = err_text(&v);
+            assert!(
+                text.contains(&format!("`{section}.{key}`")) && text.contains("loads code"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -446,3 +446,51 @@ fn master_scheme_and_ca_file() {
     );
     assert!(msg.contains("conflicts with the master URL"), "{msg}");
 }
+
+#[test]
+fn an_api_open_to_the_network_needs_a_token_or_insecure() {
+    let api = |extra: &str| {
+        load(&format!(
+            "[mesos]\nmaster = \"m:5050\"\n[mirror]\ntopics = [\"t\"]\n[api]\n{extra}\n"
+        ))
+        .expect("loads")
+        .api
+    };
+    assert_eq!(api("bind = \"127.0.0.1:7000\"").check_exposure(), Ok(false));
+    assert_eq!(api("bind = \"localhost:7000\"").check_exposure(), Ok(false));
+    let open = api("bind = \"0.0.0.0:7000\"").check_exposure();
+    assert!(
+        open.as_ref()
+            .is_err_and(|e| e.contains("token_file") && e.contains("insecure")),
+        "{open:?}"
+    );
+    assert_eq!(
+        api("bind = \"0.0.0.0:7000\"\ninsecure = true").check_exposure(),
+        Ok(true)
+    );
+    assert_eq!(
+        api("bind = \"10.0.0.5:7000\"\ntoken_file = \"/etc/t\"").check_exposure(),
+        Ok(false)
+    );
+    let hosts = api("allowed_hosts = [\"mmm.example\", \"lb:443\"]");
+    assert_eq!(hosts.allowed_hosts, ["mmm.example", "lb:443"]);
+}
+
+#[test]
+fn tls_needs_both_files_and_an_https_advertised_url() {
+    let base = "[mesos]\nmaster = \"m:5050\"\n[mirror]\ntopics = [\"t\"]\n[api]\n";
+    let c = load(&format!(
+        "{base}tls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"\n"
+    ))
+    .expect("loads");
+    let tls = c.api.tls.expect("tls");
+    assert_eq!(tls.cert, PathBuf::from("/etc/c.pem"));
+    assert!(err(&format!("{base}tls_cert = \"/etc/c.pem\"\n")).contains("tls_key"));
+    assert!(err(&format!(
+        "{base}tls_cert = \"/c\"\ntls_key = \"/k\"\nadvertised_url = \"http://h:1\"\n"
+    ))
+    .contains("https://"));
+    assert!(err(&format!("{base}allowed_hosts = [\"a/b\"]\n")).contains("allowed_hosts"));
+    let zk = "[storage]\nzk_auth_file = \"/etc/zk\"\n";
+    assert!(err(&format!("{base}{zk}")).contains("zk://"));
+}

@@ -1028,3 +1028,100 @@ fn rescind_changes_nothing() {
         .is_empty());
     assert_eq!(s.cluster(), &before);
 }
+
+#[test]
+fn metrics_from_another_agent_or_executor_are_ignored() {
+    let mut s = subscribed(settings());
+    let task = launch_one(&mut s, 0);
+    run(&mut s, &task, 1);
+    let executor = s
+        .cluster()
+        .get(1)
+        .expect("s")
+        .executor_id
+        .clone()
+        .expect("executor id");
+    for (agent, exec) in [
+        ("agent-h2", executor.as_str()),
+        ("agent-h1", "someone-elses-executor"),
+    ] {
+        let actions = s.handle(
+            Event::ExecutorMessage {
+                agent_id: ids::agent_id(agent),
+                executor_id: ids::executor_id(exec.to_string()),
+                data: Bytes::from_static(br#"{"produce_rate": 1e12, "lag": {"t-0": 0}}"#),
+            },
+            5,
+        );
+        assert!(actions.is_empty(), "{actions:?}");
+        assert!(s.cluster().get(1).expect("s").metrics.is_none());
+    }
+}
+
+#[test]
+fn an_executor_that_failed_its_binary_check_says_so_in_either_order() {
+    let check_failed = 86 << 8;
+    for failure_first in [true, false] {
+        let mut s = subscribed(settings());
+        let task = launch_one(&mut s, 0);
+        let executor = s
+            .cluster()
+            .get(1)
+            .expect("s")
+            .executor_id
+            .clone()
+            .expect("executor");
+        let failure = Event::Failure {
+            agent_id: Some(ids::agent_id("agent-h1")),
+            executor_id: Some(ids::executor_id(executor)),
+            status: Some(check_failed),
+        };
+        let update = Event::Update(status(
+            &task,
+            "agent-h1",
+            TaskState::TaskFailed,
+            Some("Executor terminated"),
+        ));
+        let (first, second) = if failure_first {
+            (failure, update)
+        } else {
+            (update, failure)
+        };
+        s.handle(first, 1);
+        s.handle(second, 2);
+        let server = s.cluster().get(1).expect("s");
+        let message = server.message.clone().unwrap_or_default();
+        assert!(
+            message.contains("TASK_FAILED") && message.contains("does not match the sha256"),
+            "failure first: {failure_first}: {message}"
+        );
+        let recorded = server
+            .history
+            .back()
+            .and_then(|c| c.message.clone())
+            .unwrap_or_default();
+        assert!(recorded.contains("does not match the sha256"), "{recorded}");
+    }
+}
+
+#[test]
+fn the_cluster_holds_a_bounded_number_of_servers() {
+    let mut cluster = Cluster::new();
+    let task = mmm_core::model::TaskConfig {
+        cpus: 0.1,
+        mem: 64.0,
+        topics: vec!["t".into()],
+        topics_regex: None,
+        consumer: Default::default(),
+        producer: Default::default(),
+    };
+    for _ in 0..mmm_core::scheduler::MAX_SERVERS {
+        cluster.add(None, task.clone(), 0).expect("add");
+    }
+    let mut s = Scheduler::new(settings(), cluster, 1);
+    let before = s.cluster().clone();
+    let err = s.command(add(1), 1).expect_err("one too many");
+    assert!(matches!(err, CommandError::TooManyServers { .. }), "{err}");
+    assert!(err.to_string().contains("at most 10000"), "{err}");
+    assert_eq!(s.cluster(), &before);
+}

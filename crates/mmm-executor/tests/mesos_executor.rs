@@ -70,6 +70,40 @@ fn malformed_task_data_gives_task_failed_naming_the_key() {
 }
 
 #[test]
+fn task_data_that_would_load_code_on_the_agent_is_refused_by_the_executor() {
+    let agent = FakeAgent::start();
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let marker = sandbox.path().join("loaded");
+    let mut executor = spawn_executor(&agent, sandbox.path(), &[]);
+    agent.wait_subscribed(1, Duration::from_secs(20));
+    // Whoever wrote it (a tampered store, a forged launch), the executor
+    // itself refuses a plugin path before any client is created.
+    let doc = serde_json::json!({
+        "version": 1,
+        "server_id": 3,
+        "consumer": {"bootstrap.servers": "127.0.0.1:1", "group.id": "g",
+                     "plugin.library.paths": marker.display().to_string()},
+        "producer": {"bootstrap.servers": "127.0.0.1:1"},
+        "topics": ["t"]
+    });
+    agent.launch("task-plugin", &serde_json::to_vec(&doc).expect("json"));
+    let failed = agent.wait_for_state(TaskState::TaskFailed, Duration::from_secs(20));
+    assert_eq!(failed.reason, Some(REASON_TASK_INVALID));
+    let message = failed.message.unwrap_or_default();
+    assert!(
+        message.contains("consumer.plugin.library.paths") && message.contains("loads code"),
+        "{message}"
+    );
+    assert!(
+        executor
+            .wait_timeout(Duration::from_secs(20))
+            .expect("wait")
+            .is_some(),
+        "the executor exits after the refused task"
+    );
+}
+
+#[test]
 fn missing_environment_exits_non_zero_naming_the_variable() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_mmm-executor"))
         .env_clear()

@@ -1,33 +1,36 @@
 //! The REST API, compatible with the original framework's: every answer is
-//! `{"success": bool, "message": "...", "value": {"servers": [...]}}`.
+//! `{"message": "...", "success": bool, "value": {"servers": [...]}}`. The
+//! bodies are the types of `mmm_core::rest`, shared with the CLI.
 //!
 //! Bad input is refused here or by the scheduler with a 4xx and a message
-//! naming the problem; in both cases the cluster is unchanged.
+//! naming the problem; in both cases the cluster is unchanged. Every request
+//! must name this scheduler in its Host header; mutating calls must also be
+//! JSON, come from no other web origin and, when a token is configured,
+//! carry it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mmm_core::kafka_props;
-use mmm_core::model::{Cluster, Server, ServerId};
-use mmm_core::scheduler::{AddServers, Command, CommandError};
+use mmm_core::model::{Cluster, ServerId};
+use mmm_core::rest::{AddRequest, Answer, IdsRequest, RequestError, ServersValue};
+use mmm_core::scheduler::{Command, CommandError};
 use serde::Serialize;
-use serde_json::{Map, Value};
 use tokio::sync::watch;
 
+use crate::access::{self, Access};
 use crate::dist::{Dist, RefusedPath};
 use crate::driver::{CommandFailure, CommandSender};
 use crate::mesos::connection::SubscriptionState;
 use crate::metrics::Metrics;
 
-/// Request bodies above this are refused with 413.
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub use mmm_core::rest::BODY_LIMIT;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -37,12 +40,19 @@ pub struct ApiState {
     pub subscription: watch::Receiver<SubscriptionState>,
     pub metrics: Arc<Metrics>,
     pub dist: Arc<Dist>,
-    /// When set, mutating calls need `Authorization: Bearer <token>`.
-    pub token: Option<Arc<str>>,
+    /// The token and the hosts requests may name.
+    pub access: Arc<Access>,
 }
 
-/// The routes.
+/// The API's routes alone.
 pub fn router(state: ApiState) -> Router {
+    app(state, Router::new())
+}
+
+/// The API's routes and `extra` (the status page), behind the host check
+/// and the security headers.
+pub fn app(state: ApiState, extra: Router) -> Router {
+    let access = state.access.clone();
     Router::new()
         .route("/ping", get(|| async { "pong" }))
         .route("/health", get(health))
@@ -56,74 +66,66 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+        .merge(extra)
+        .layer(middleware::from_fn_with_state(access, guard))
 }
 
-/// One server as the API shows it. Kafka overrides are shown with their
-/// secrets redacted.
-#[derive(Debug, Serialize)]
-pub struct ServerView {
-    pub id: ServerId,
-    pub state: &'static str,
-    pub cpus: f64,
-    pub mem: f64,
-    pub topics: Vec<String>,
-    pub topics_regex: Option<String>,
-    pub consumer: BTreeMap<String, String>,
-    pub producer: BTreeMap<String, String>,
-    pub goal: String,
-    pub task_id: Option<String>,
-    pub agent_id: Option<String>,
-    pub hostname: Option<String>,
-    pub launch_attempts: u32,
-    pub message: Option<String>,
-    pub metrics: Option<Value>,
-}
-
-impl From<&Server> for ServerView {
-    fn from(s: &Server) -> Self {
-        ServerView {
-            id: s.id,
-            state: s.state.as_str(),
-            cpus: s.task.cpus,
-            mem: s.task.mem,
-            topics: s.task.topics.clone(),
-            topics_regex: s.task.topics_regex.clone(),
-            consumer: kafka_props::redact(&s.task.consumer),
-            producer: kafka_props::redact(&s.task.producer),
-            goal: format!("{:?}", s.goal),
-            task_id: s.task_id.clone(),
-            agent_id: s.agent_id.clone(),
-            hostname: s.hostname.clone(),
-            launch_attempts: s.launch_attempts,
-            message: s.message.clone(),
-            metrics: s.metrics.as_ref().map(|m| m.document.clone()),
-        }
+/// Refuses a request whose Host names another server (DNS rebinding), and
+/// adds the headers that keep browsers from framing, sniffing or leaking.
+async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    let mut response = if access.host_allowed(host) {
+        next.run(request).await
+    } else {
+        tracing::info!(%host, "refused a request for another host");
+        refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "this scheduler does not answer to the host {host:?} \
+                 (add it to [api] allowed_hosts if it is one of its names)"
+            ),
+        )
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
     }
+    response
 }
 
-fn servers(cluster: &Cluster) -> Vec<ServerView> {
-    cluster.servers.values().map(ServerView::from).collect()
+/// A refusal: the answer's shape without the cluster, so that a request
+/// that fails cannot be used to read it.
+fn refuse(status: StatusCode, message: String) -> Response {
+    reply(status, false, message, ServersValue::default())
 }
 
-fn reply(status: StatusCode, success: bool, message: String, value: Value) -> Response {
+fn reply<V: Serialize>(status: StatusCode, success: bool, message: String, value: V) -> Response {
     (
         status,
-        Json(serde_json::json!({"success": success, "message": message, "value": value})),
+        Json(Answer {
+            message,
+            success,
+            value,
+        }),
     )
         .into_response()
 }
 
-fn servers_value(cluster: &Cluster) -> Value {
-    serde_json::json!({ "servers": servers(cluster) })
-}
-
-fn refuse(state: &ApiState, status: StatusCode, message: String) -> Response {
-    let cluster = state.view.borrow().clone();
-    reply(status, false, message, servers_value(&cluster))
-}
-
-async fn not_found(State(state): State<ApiState>) -> Response {
-    refuse(&state, StatusCode::NOT_FOUND, "no such endpoint".into())
+async fn not_found() -> Response {
+    refuse(StatusCode::NOT_FOUND, "no such endpoint".into())
 }
 
 async fn status(State(state): State<ApiState>) -> Response {
@@ -133,7 +135,7 @@ async fn status(State(state): State<ApiState>) -> Response {
     } else {
         format!("{} servers.", cluster.servers.len())
     };
-    reply(StatusCode::OK, true, message, servers_value(&cluster))
+    reply(StatusCode::OK, true, message, ServersValue::of(&cluster))
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
@@ -163,7 +165,10 @@ async fn health(State(state): State<ApiState>) -> Response {
         code,
         ok,
         message,
-        serde_json::json!({"subscription": sub, "servers": servers(&cluster)}),
+        HealthValue {
+            servers: ServersValue::of(&cluster).servers,
+            subscription: sub,
+        },
     )
 }
 
@@ -180,17 +185,36 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-/// A request body refused before it reaches the scheduler.
+/// The value of `/health`.
+#[derive(Debug, Serialize)]
+struct HealthValue {
+    servers: Vec<mmm_core::rest::ServerView>,
+    subscription: SubscriptionState,
+}
+
+/// A request refused before it reaches the scheduler.
 #[derive(Debug)]
 struct BadRequest(StatusCode, String);
 
-/// Refuses a mutating call sent by a page of another origin, then checks the
-/// token when the API is protected.
+impl From<RequestError> for BadRequest {
+    fn from(e: RequestError) -> Self {
+        BadRequest(StatusCode::BAD_REQUEST, e.to_string())
+    }
+}
+
+/// The checks of a mutating call: no other web origin, the token when the
+/// API is protected, and a JSON body.
 fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), BadRequest> {
-    check_same_origin(headers)?;
-    let Some(token) = &state.token else {
+    check_origin(&state.access, headers)?;
+    check_token(&state.access, headers)?;
+    check_json(headers)
+}
+
+fn check_token(access: &Access, headers: &HeaderMap) -> Result<(), BadRequest> {
+    let Some(file) = &access.token else {
         return Ok(());
     };
+    let token = file.token();
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -208,24 +232,16 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), BadRequest> {
     }
 }
 
-/// Browsers send `Origin` with every cross-site POST, and a "simple" one
-/// (form or text body) is sent without asking first; without this check any
-/// web page an operator has open could add or delete tasks on an unprotected
-/// API. Clients that are not browsers (the CLI, curl) send no `Origin`.
-fn check_same_origin(headers: &HeaderMap) -> Result<(), BadRequest> {
+/// Browsers send `Origin` with every cross-site POST; it must name this
+/// scheduler (the Host check alone cannot tell a rebound name from ours,
+/// since the attacker's page sends its own name in both). Clients that are
+/// not browsers (the CLI, curl) send no `Origin`.
+fn check_origin(access: &Access, headers: &HeaderMap) -> Result<(), BadRequest> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or_default();
-    let origin_host = origin
-        .split_once("://")
-        .map_or(origin, |(_, rest)| rest)
-        .trim_end_matches('/');
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+    if origin != "null" && access.host_allowed(access::authority(origin)) {
         Ok(())
     } else {
         Err(BadRequest(
@@ -235,12 +251,30 @@ fn check_same_origin(headers: &HeaderMap) -> Result<(), BadRequest> {
     }
 }
 
+/// A form or `text/plain` body is what a page of another site can send
+/// without asking the browser first; the API takes JSON only.
+fn check_json(headers: &HeaderMap) -> Result<(), BadRequest> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(BadRequest(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Type must be application/json, got {content_type:?}"),
+        ))
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, BadRequest> {
-    let body = body.map_err(|e| {
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, BadRequest> {
+    body.map_err(|e| {
         let status = e.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
             format!("request body larger than {BODY_LIMIT} bytes")
@@ -248,222 +282,15 @@ fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>
             format!("cannot read the request body: {e}")
         };
         BadRequest(status, message)
-    })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(BadRequest(
-            StatusCode::BAD_REQUEST,
-            "empty request body: a JSON object is expected".into(),
-        ));
-    }
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| BadRequest(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
-    match value {
-        Value::Object(map) => Ok(map),
-        other => Err(BadRequest(
-            StatusCode::BAD_REQUEST,
-            format!("a JSON object is expected, got {}", type_name(&other)),
-        )),
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn bad(message: String) -> BadRequest {
-    BadRequest(StatusCode::BAD_REQUEST, message)
-}
-
-fn only_keys(map: &Map<String, Value>, allowed: &[&str]) -> Result<(), BadRequest> {
-    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(bad(format!(
-            "unknown field {k:?} (expected {})",
-            allowed.join(", ")
-        ))),
-        None => Ok(()),
-    }
-}
-
-fn integer(map: &Map<String, Value>, key: &str) -> Result<Option<i64>, BadRequest> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(i) => Ok(Some(i)),
-            None if n.as_u64().is_some() || n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
-                Err(bad(format!("{key} {n} is out of range")))
-            }
-            None => Err(bad(format!("{key} must be an integer, got {n}"))),
-        },
-        Some(other) => Err(bad(format!(
-            "{key} must be an integer, got {}",
-            type_name(other)
-        ))),
-    }
-}
-
-fn number(map: &Map<String, Value>, key: &str) -> Result<Option<f64>, BadRequest> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .map(Some)
-            .ok_or_else(|| bad(format!("{key} must be a number"))),
-        Some(other) => Err(bad(format!(
-            "{key} must be a number, got {}",
-            type_name(other)
-        ))),
-    }
-}
-
-fn string(map: &Map<String, Value>, key: &str) -> Result<Option<String>, BadRequest> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(bad(format!(
-            "{key} must be a string, got {}",
-            type_name(other)
-        ))),
-    }
-}
-
-fn string_list(map: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, BadRequest> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        // The original CLI sent topics comma-separated.
-        Some(Value::String(s)) => Ok(Some(
-            s.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-                .collect(),
-        )),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(bad(format!(
-                    "{key}[{i}] must be a string, got {}",
-                    type_name(other)
-                ))),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(other) => Err(bad(format!(
-            "{key} must be a list of strings, got {}",
-            type_name(other)
-        ))),
-    }
-}
-
-fn kafka_overrides(
-    map: &Map<String, Value>,
-    key: &str,
-) -> Result<BTreeMap<String, String>, BadRequest> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(props)) => props
-            .iter()
-            .map(|(k, v)| {
-                let value = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    other => {
-                        return Err(bad(format!(
-                            "{key}.{k} must be a string, number or boolean, got {}",
-                            type_name(other)
-                        )))
-                    }
-                };
-                Ok((k.clone(), value))
-            })
-            .collect(),
-        Some(other) => Err(bad(format!(
-            "{key} must be an object of Kafka properties, got {}",
-            type_name(other)
-        ))),
-    }
-}
-
-fn ids(map: &Map<String, Value>) -> Result<Vec<ServerId>, BadRequest> {
-    let value = map
-        .get("ids")
-        .ok_or_else(|| bad("missing field \"ids\"".into()))?;
-    let parse_one = |s: &str| -> Result<ServerId, BadRequest> {
-        s.trim()
-            .parse::<ServerId>()
-            .map_err(|_| bad(format!("id {s:?} is not a server id (a positive integer)")))
-    };
-    match value {
-        Value::Array(items) => items
-            .iter()
-            .map(|v| match v {
-                Value::Number(n) => n
-                    .as_u64()
-                    .and_then(|i| ServerId::try_from(i).ok())
-                    .ok_or_else(|| bad(format!("id {n} is not a server id (a positive integer)"))),
-                other => Err(bad(format!(
-                    "ids must hold integers, got {}",
-                    type_name(other)
-                ))),
-            })
-            .collect(),
-        // The original CLI sent "1,2".
-        Value::String(s) => s
-            .split(',')
-            .filter(|p| !p.trim().is_empty())
-            .map(parse_one)
-            .collect(),
-        Value::Number(n) => parse_one(&n.to_string()).map(|id| vec![id]),
-        other => Err(bad(format!(
-            "ids must be a list of integers, got {}",
-            type_name(other)
-        ))),
-    }
-}
-
-fn parse_add(map: &Map<String, Value>) -> Result<AddServers, BadRequest> {
-    only_keys(
-        map,
-        &[
-            "amount",
-            "cpus",
-            "mem",
-            "topics",
-            "topics_regex",
-            "consumer",
-            "producer",
-            "id",
-        ],
-    )?;
-    let count = integer(map, "amount")?.ok_or_else(|| bad("missing field \"amount\"".into()))?;
-    let id = match integer(map, "id")? {
-        None => None,
-        Some(i) => Some(
-            ServerId::try_from(i)
-                .ok()
-                .filter(|i| *i > 0)
-                .ok_or_else(|| bad(format!("id {i} is not a server id (a positive integer)")))?,
-        ),
-    };
-    Ok(AddServers {
-        count,
-        cpus: number(map, "cpus")?,
-        mem: number(map, "mem")?,
-        topics: string_list(map, "topics")?,
-        topics_regex: string(map, "topics_regex")?,
-        consumer: kafka_overrides(map, "consumer")?,
-        producer: kafka_overrides(map, "producer")?,
-        id,
     })
+}
+
+fn parse_add(body: &[u8]) -> Result<Command, BadRequest> {
+    Ok(Command::Add(AddRequest::from_body(body)?.into_command()?))
+}
+
+fn parse_ids(body: &[u8]) -> Result<Vec<ServerId>, BadRequest> {
+    Ok(IdsRequest::from_body(body)?.ids.0)
 }
 
 fn status_of(e: &CommandError) -> StatusCode {
@@ -503,16 +330,16 @@ async fn run_command(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     kind: Kind,
-    parse: impl FnOnce(&Map<String, Value>) -> Result<Command, BadRequest>,
+    parse: impl FnOnce(&[u8]) -> Result<Command, BadRequest>,
 ) -> Response {
     let command = match authorize(state, headers)
-        .and_then(|()| json_object(body))
-        .and_then(|map| parse(&map))
+        .and_then(|()| body_bytes(body))
+        .and_then(|bytes| parse(&bytes))
     {
         Ok(c) => c,
         Err(BadRequest(status, message)) => {
             tracing::info!(%status, %message, "API request refused");
-            return refuse(state, status, message);
+            return refuse(status, message);
         }
     };
     match state.commands.run(command).await {
@@ -520,18 +347,18 @@ async fn run_command(
             StatusCode::OK,
             true,
             original_message(kind, &done.outcome.ids),
-            servers_value(&done.cluster),
+            ServersValue::of(&done.cluster),
         ),
         Err(CommandFailure::Refused(e)) => {
             tracing::info!(error = %e, "API command refused");
-            refuse(state, status_of(&e), e.to_string())
+            refuse(status_of(&e), e.to_string())
         }
         Err(e @ CommandFailure::NotStored(_)) => {
             tracing::error!(error = %e, "API command failed");
-            refuse(state, StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
         Err(e @ CommandFailure::ShuttingDown) => {
-            refuse(state, StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
     }
 }
@@ -541,10 +368,7 @@ async fn add(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    run_command(&state, &headers, body, Kind::Add, |m| {
-        parse_add(m).map(Command::Add)
-    })
-    .await
+    run_command(&state, &headers, body, Kind::Add, parse_add).await
 }
 
 async fn delete(
@@ -552,9 +376,8 @@ async fn delete(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    run_command(&state, &headers, body, Kind::Delete, |m| {
-        only_keys(m, &["ids"])?;
-        Ok(Command::Delete { ids: ids(m)? })
+    run_command(&state, &headers, body, Kind::Delete, |b| {
+        Ok(Command::Delete { ids: parse_ids(b)? })
     })
     .await
 }
@@ -564,9 +387,8 @@ async fn start(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    run_command(&state, &headers, body, Kind::Start, |m| {
-        only_keys(m, &["ids"])?;
-        Ok(Command::Start { ids: ids(m)? })
+    run_command(&state, &headers, body, Kind::Start, |b| {
+        Ok(Command::Start { ids: parse_ids(b)? })
     })
     .await
 }
@@ -576,15 +398,14 @@ async fn stop(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    run_command(&state, &headers, body, Kind::Stop, |m| {
-        only_keys(m, &["ids"])?;
-        Ok(Command::Stop { ids: ids(m)? })
+    run_command(&state, &headers, body, Kind::Stop, |b| {
+        Ok(Command::Stop { ids: parse_ids(b)? })
     })
     .await
 }
 
 async fn dist_file(State(state): State<ApiState>, Path(file): Path<String>) -> Response {
-    let path = match state.dist.resolve(&file) {
+    let path = match state.dist.served(&file) {
         Ok(p) => p,
         Err(e @ RefusedPath::Outside(_)) => {
             tracing::warn!(request = %file, "refused a dist path outside the directory");
@@ -614,95 +435,5 @@ async fn dist_file(State(state): State<ApiState>, Path(file): Path<String>) -> R
             tracing::warn!(path = %path.display(), error = %e, "cannot open a dist file");
             (StatusCode::NOT_FOUND, format!("no such file {file:?}")).into_response()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!("test input must be an object"),
-        }
-    }
-
-    fn err(r: Result<impl std::fmt::Debug, BadRequest>) -> String {
-        match r {
-            Ok(v) => panic!("expected an error, got {v:?}"),
-            Err(BadRequest(status, m)) => {
-                assert!(status.is_client_error());
-                m
-            }
-        }
-    }
-
-    #[test]
-    fn add_requests_are_checked_field_by_field() {
-        let a = parse_add(&obj(
-            serde_json::json!({"amount": 2, "cpus": 0.5, "topics": ["a", "b"],
-            "consumer": {"fetch.min.bytes": 1, "enable.auto.commit": false}}),
-        ))
-        .expect("valid");
-        assert_eq!(a.count, 2);
-        assert_eq!(a.cpus, Some(0.5));
-        assert_eq!(a.topics, Some(vec!["a".to_string(), "b".to_string()]));
-        assert_eq!(
-            a.consumer.get("fetch.min.bytes").map(String::as_str),
-            Some("1")
-        );
-
-        assert!(err(parse_add(&obj(serde_json::json!({"amount": "2"}))))
-            .contains("amount must be an integer"));
-        assert!(err(parse_add(&obj(serde_json::json!({"amount": 1.5})))).contains("amount"));
-        assert!(err(parse_add(&obj(serde_json::json!({"amount": 1e30})))).contains("out of range"));
-        assert!(err(parse_add(&obj(serde_json::json!({"cpus": 1})))).contains("\"amount\""));
-        assert!(
-            err(parse_add(&obj(serde_json::json!({"amount": 1, "cpu": 1})))).contains("\"cpu\"")
-        );
-        assert!(err(parse_add(&obj(
-            serde_json::json!({"amount": 1, "topics": [1]})
-        )))
-        .contains("topics[0]"));
-        assert!(err(parse_add(&obj(
-            serde_json::json!({"amount": 1, "consumer": {"a": [1]}})
-        )))
-        .contains("consumer.a"));
-    }
-
-    #[test]
-    fn ids_accept_lists_and_the_original_comma_form() {
-        assert_eq!(
-            ids(&obj(serde_json::json!({"ids": [1, 2]}))).ok(),
-            Some(vec![1, 2])
-        );
-        assert_eq!(
-            ids(&obj(serde_json::json!({"ids": "3,4"}))).ok(),
-            Some(vec![3, 4])
-        );
-        assert!(err(ids(&obj(serde_json::json!({"ids": [-1]})))).contains("-1"));
-        assert!(err(ids(&obj(serde_json::json!({"ids": ["x"]})))).contains("integers"));
-        assert!(err(ids(&obj(serde_json::json!({})))).contains("\"ids\""));
-    }
-
-    #[test]
-    fn server_views_redact_secrets() {
-        let mut cluster = Cluster::new();
-        let task = mmm_core::model::TaskConfig {
-            cpus: 0.2,
-            mem: 256.0,
-            topics: vec!["t".into()],
-            topics_regex: None,
-            consumer: BTreeMap::from([("sasl.password".to_string(), "hunter2".to_string())]),
-            producer: BTreeMap::from([("ssl.key.password".to_string(), "k3y".to_string())]),
-        };
-        cluster.add(None, task, 0).expect("add");
-        let text = serde_json::to_string(&servers_value(&cluster)).expect("json");
-        assert!(!text.contains("hunter2") && !text.contains("k3y"), "{text}");
-        assert!(
-            text.contains("\"state\":\"Added\"") && text.contains("\"id\":1"),
-            "{text}"
-        );
     }
 }

@@ -1,10 +1,17 @@
 //! The files served to executors from `[executor].dist_dir`, checked
 //! against `MANIFEST.sha256` when there is one.
+//!
+//! Every served file is copied at start into a private directory (mode 0700)
+//! and checked there, and requests are answered from that copy: a file
+//! swapped in `dist_dir` afterwards is never served. The executor's sha256 is
+//! taken from the copy too, and its launch command checks the fetched file
+//! against it before running it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -55,6 +62,15 @@ pub struct Dist {
     canonical: Option<PathBuf>,
     /// The files the manifest lists; `None` without a manifest.
     listed: Option<BTreeSet<String>>,
+    /// The private copy served, and each file's sha256.
+    copy: Arc<Copy>,
+}
+
+#[derive(Debug)]
+struct Copy {
+    /// `None` when there is nothing to serve.
+    dir: Option<tempfile::TempDir>,
+    sha256: BTreeMap<String, String>,
 }
 
 impl Dist {
@@ -62,9 +78,18 @@ impl Dist {
     /// (nothing is served), so that a scheduler can run without executors built.
     pub fn open(dir: &Path) -> Result<Self, DistError> {
         let canonical = fs::canonicalize(dir).ok();
+        let mut dist = Self {
+            dir: dir.to_path_buf(),
+            canonical,
+            listed: None,
+            copy: Arc::new(Copy {
+                dir: None,
+                sha256: BTreeMap::new(),
+            }),
+        };
         let manifest = dir.join(MANIFEST);
-        let listed = match fs::read_to_string(&manifest) {
-            Ok(text) => Some(verify_manifest(dir, &manifest, &text)?),
+        let expected = match fs::read_to_string(&manifest) {
+            Ok(text) => Some(parse_manifest(&manifest, &text)?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(DistError::Read {
@@ -73,11 +98,77 @@ impl Dist {
                 })
             }
         };
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            canonical,
-            listed,
-        })
+        let names: Vec<String> = match &expected {
+            Some(expected) => expected.keys().cloned().collect(),
+            None => dist.walk(Path::new("")),
+        };
+        if names.is_empty() && expected.is_none() {
+            return Ok(dist);
+        }
+        let private = tempfile::Builder::new()
+            .prefix("mmm-dist-")
+            .tempdir()
+            .map_err(|source| DistError::Read {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let mut sha256 = BTreeMap::new();
+        for name in names {
+            let source = dir.join(&name);
+            let actual = copy_hashed(&source, &private.path().join(&name))?;
+            if let Some(hash) = expected.as_ref().and_then(|e| e.get(&name)) {
+                if !actual.eq_ignore_ascii_case(hash) {
+                    return Err(DistError::Mismatch {
+                        file: source,
+                        manifest: manifest.clone(),
+                        expected: hash.to_ascii_lowercase(),
+                        actual,
+                    });
+                }
+            }
+            sha256.insert(name, actual);
+        }
+        dist.listed = expected.map(|e| e.into_keys().collect());
+        dist.copy = Arc::new(Copy {
+            dir: Some(private),
+            sha256,
+        });
+        Ok(dist)
+    }
+
+    /// Every file below `rel` that [`Dist::resolve`] would serve.
+    fn walk(&self, rel: &Path) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.dir.join(rel)) else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let rel = rel.join(entry.file_name());
+            let Some(name) = rel.to_str().map(str::to_string) else {
+                continue;
+            };
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => names.extend(self.walk(&rel)),
+                Ok(_) if name != MANIFEST && self.resolve(&name).is_ok() => names.push(name),
+                _ => {}
+            }
+        }
+        names
+    }
+
+    /// The sha256 (hex) of a served file, from the private copy.
+    pub fn sha256(&self, name: &str) -> Option<&str> {
+        self.copy.sha256.get(name).map(String::as_str)
+    }
+
+    /// The private copy of the file `request` names, after the same checks
+    /// as [`Dist::resolve`].
+    pub fn served(&self, request: &str) -> Result<PathBuf, RefusedPath> {
+        self.resolve(request)?;
+        match (&self.copy.dir, self.copy.sha256.contains_key(request)) {
+            (Some(dir), true) => Ok(dir.path().join(request)),
+            _ => Err(RefusedPath::NotFound(request.to_string())),
+        }
     }
 
     /// The names of every file served, `executor` first when present: the
@@ -85,15 +176,13 @@ impl Dist {
     pub fn files(&self, executor: &str) -> Vec<String> {
         let mut names: Vec<String> = match &self.listed {
             Some(listed) => listed.iter().cloned().collect(),
-            None => fs::read_dir(&self.dir)
-                .map(|entries| {
-                    entries
-                        .filter_map(Result::ok)
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| !n.starts_with('.') && n != MANIFEST)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            None => self
+                .copy
+                .sha256
+                .keys()
+                .filter(|n| !n.starts_with('.') && !n.contains('/'))
+                .cloned()
+                .collect(),
         };
         names.retain(|n| self.has(n));
         names.sort_by_key(|n| (n != executor, n.clone()));
@@ -139,8 +228,9 @@ impl Dist {
     }
 }
 
-fn verify_manifest(dir: &Path, manifest: &Path, text: &str) -> Result<BTreeSet<String>, DistError> {
-    let mut listed = BTreeSet::new();
+/// The manifest's names and hashes, checked for shape.
+fn parse_manifest(manifest: &Path, text: &str) -> Result<BTreeMap<String, String>, DistError> {
+    let mut listed = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         if line.trim().is_empty() {
@@ -168,35 +258,43 @@ fn verify_manifest(dir: &Path, manifest: &Path, text: &str) -> Result<BTreeSet<S
                 name: name.to_string(),
             });
         }
-        let file = dir.join(rel);
-        let actual = sha256_file(&file)?;
-        if !actual.eq_ignore_ascii_case(hash) {
-            return Err(DistError::Mismatch {
-                file,
-                manifest: manifest.to_path_buf(),
-                expected: hash.to_ascii_lowercase(),
-                actual,
-            });
-        }
-        listed.insert(name.to_string());
+        listed.insert(name.to_string(), hash.to_ascii_lowercase());
     }
     Ok(listed)
 }
 
-fn sha256_file(path: &Path) -> Result<String, DistError> {
-    let err = |source| DistError::Read {
-        path: path.to_path_buf(),
+/// Copies `from` to `to` (created, owner-only) and returns the sha256 of
+/// the bytes written: what is checked is exactly what is served.
+fn copy_hashed(from: &Path, to: &Path) -> Result<String, DistError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_err = |source| DistError::Read {
+        path: from.to_path_buf(),
         source,
     };
-    let mut f = fs::File::open(path).map_err(err)?;
+    let write_err = |source| DistError::Read {
+        path: to.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(write_err)?;
+    }
+    let mut input = fs::File::open(from).map_err(read_err)?;
+    let mut output = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(write_err)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = f.read(&mut buf).map_err(err)?;
+        let n = input.read(&mut buf).map_err(read_err)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
+        output.write_all(&buf[..n]).map_err(write_err)?;
     }
     Ok(hex::encode(hasher.finalize()))
 }
@@ -241,8 +339,27 @@ mod tests {
             dist.resolve("nope"),
             Err(RefusedPath::NotFound("nope".into()))
         );
+        assert_eq!(dist.files("mmm-executor"), ["mmm-executor"]);
         fs::write(dir.join("a-log.toml"), b"l").expect("write");
+        let dist = Dist::open(&dir).expect("open");
         assert_eq!(dist.files("mmm-executor"), ["mmm-executor", "a-log.toml"]);
+    }
+
+    #[test]
+    fn files_are_served_from_the_copy_checked_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("mmm-executor"), b"bin").expect("write");
+        fs::write(
+            dir.path().join(MANIFEST),
+            format!("{}  mmm-executor\n", sha(b"bin")),
+        )
+        .expect("write");
+        let dist = Dist::open(dir.path()).expect("open");
+        fs::write(dir.path().join("mmm-executor"), b"swapped").expect("write");
+        let served = dist.served("mmm-executor").expect("served");
+        assert_eq!(fs::read(&served).expect("read"), b"bin");
+        assert_eq!(dist.sha256("mmm-executor"), Some(sha(b"bin").as_str()));
+        assert!(!served.starts_with(dir.path()));
     }
 
     #[test]

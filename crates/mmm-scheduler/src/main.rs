@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use mmm_core::model::Cluster;
-use mmm_core::scheduler::{Scheduler, Settings};
+use mmm_core::scheduler::{checked_executor_command, Scheduler, Settings};
+use mmm_scheduler::access::{self, Access, TokenFile};
 use mmm_scheduler::api::{self, ApiState};
 use mmm_scheduler::dist::Dist;
 use mmm_scheduler::driver::{self, CommandSender, Driver};
@@ -19,6 +20,8 @@ use mmm_scheduler::mesos::connection::{self, ConnectionConfig, SubscriptionState
 use mmm_scheduler::mesos::http::MesosHttp;
 use mmm_scheduler::mesos::master::MasterSource;
 use mmm_scheduler::metrics::Metrics;
+use mmm_scheduler::secret_file;
+use mmm_scheduler::serve;
 use mmm_scheduler::startup;
 use mmm_scheduler::store::Store;
 use mmm_scheduler::web;
@@ -131,16 +134,6 @@ fn init_logging(
     }
 }
 
-fn read_secret(path: &Path, what: &str) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
-    let secret = text.trim_end_matches(['\n', '\r']).to_string();
-    if secret.is_empty() {
-        bail!("the {what} {} is empty", path.display());
-    }
-    Ok(secret)
-}
-
 fn master_connect_timeout() -> anyhow::Result<Duration> {
     match std::env::var("MMM_MASTER_CONNECT_TIMEOUT_SECS") {
         Err(_) => Ok(DEFAULT_MASTER_CONNECT_TIMEOUT),
@@ -169,21 +162,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::warn!(dir = %config.executor.dist_dir.display(), "no {EXECUTOR_FILE} to serve: tasks will fail to fetch their executor");
     }
     let credentials = match (&config.mesos.principal, &config.mesos.secret_file) {
-        (Some(p), Some(f)) => Some((p.clone(), read_secret(f, "Mesos secret file")?)),
+        (Some(p), Some(f)) => Some((p.clone(), secret_file::read(f, "Mesos secret file")?)),
         (None, Some(f)) => bail!(
             "[mesos].secret_file {} is set without a principal",
             f.display()
         ),
         _ => None,
     };
-    let token: Option<Arc<str>> = match &config.api.token_file {
-        Some(f) => Some(read_secret(f, "API token file")?.trim().into()),
+    let token = match &config.api.token_file {
+        Some(f) => Some(TokenFile::open(f)?),
         None => None,
     };
+    let insecure = config.api.check_exposure().map_err(|e| anyhow!(e))?;
+    if insecure {
+        tracing::warn!(bind = %config.api.bind, "[api] insecure = true: the API is reachable from other hosts without a token; anyone who reaches it can read and change the mirroring tasks");
+    }
 
+    let zk_auth = match &config.zk_auth_file {
+        Some(f) => Some(
+            secret_file::read(f, "ZooKeeper auth file")?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
     // A locked state file is refused at once, before the port is taken.
     let file_store = match &config.storage {
-        mmm_core::config::StorageSpec::File(_) => Some(Store::open_spec(&config.storage).await?),
+        mmm_core::config::StorageSpec::File(_) => {
+            Some(Store::open_spec(&config.storage, zk_auth.as_deref()).await?)
+        }
         _ => None,
     };
     // Bound before the ZooKeeper lock, so that a standby can answer while it waits.
@@ -191,7 +198,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on [api].bind {}", config.api.bind))?;
     std_listener.set_nonblocking(true)?;
     let bound = std_listener.local_addr()?;
-    let advertised = framework::advertised_url(config.api.advertised_url.as_deref(), bound);
+    let tls = match &config.api.tls {
+        Some(files) => Some(serve::Tls::from_pem_files(&files.cert, &files.key)?),
+        None => None,
+    };
+    let mut advertised = framework::advertised_url(config.api.advertised_url.as_deref(), bound);
+    if tls.is_some() {
+        if let Some(rest) = advertised.strip_prefix("http://") {
+            advertised = format!("https://{rest}");
+        }
+    }
     let (leader_tx, leader_rx) = watch::channel(None);
     let (standby_stop, standby_stopped) = tokio::sync::oneshot::channel::<()>();
     let standby_server = tokio::spawn(
@@ -206,7 +222,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let mut store = match file_store {
         Some(store) => store,
-        None => Store::open_spec_or_stand_by(&config.storage, &advertised, &leader_tx).await?,
+        None => {
+            Store::open_spec_or_stand_by(
+                &config.storage,
+                zk_auth.as_deref(),
+                &advertised,
+                &leader_tx,
+            )
+            .await?
+        }
     };
     if leader_tx.borrow().is_some() {
         tracing::info!("the previous leader is gone: taking over");
@@ -236,7 +260,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .into_iter()
         .map(|f| format!("{advertised}/dist/{f}"))
         .collect();
-    let settings = Settings::from_config(&config, inputs.consumer, inputs.producer, executor_uris);
+    let mut settings =
+        Settings::from_config(&config, inputs.consumer, inputs.producer, executor_uris);
+    if let Some(sha256) = dist.sha256(EXECUTOR_FILE) {
+        settings.executor_command = checked_executor_command(EXECUTOR_FILE, sha256)
+            .ok_or_else(|| anyhow!("cannot build the executor's launch command"))?;
+    }
     let framework_id = cluster.framework_id.clone();
     let scheduler = Scheduler::new(settings, cluster, rand::random());
 
@@ -281,17 +310,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
         view_rx.clone(),
         sub_rx.clone(),
         token.is_some(),
+        insecure,
     );
-    let app = api::router(ApiState {
-        commands: CommandSender(input_tx),
-        view: view_rx,
-        subscription: sub_rx,
-        metrics,
-        dist,
+    let access = Access::new(
         token,
-    })
-    .merge(web::router(web));
-    let mut server = tokio::spawn(async move { axum::serve(listener, app).await });
+        access::allowed_hosts(&advertised, bound, &config.api.allowed_hosts),
+    );
+    let app = api::app(
+        ApiState {
+            commands: CommandSender(input_tx),
+            view: view_rx,
+            subscription: sub_rx,
+            metrics,
+            dist,
+            access: Arc::new(access),
+        },
+        web::router(web),
+    );
+    let limits = serve::Limits::default();
+    let mut server = match tls {
+        Some(tls) => tokio::spawn(serve::serve(listener, app, limits, tls)),
+        None => tokio::spawn(serve::serve(listener, app, limits, serve::Plain)),
+    };
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;

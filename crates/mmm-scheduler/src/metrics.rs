@@ -36,13 +36,36 @@ fn number_at(doc: &serde_json::Value, key: &str) -> Option<f64> {
     doc.get(key).and_then(serde_json::Value::as_f64)
 }
 
-/// The lag per partition, and its total.
+/// The most partition series one task may add to /metrics.
+pub const MAX_PARTITION_LABELS: usize = 4096;
+
+/// Whether `label` is a `topic-partition` (`[A-Za-z0-9._-]+-[0-9]+`): the
+/// document comes from an executor, and a label must not carry anything else
+/// into the exposition.
+pub fn valid_partition_label(label: &str) -> bool {
+    let Some((topic, partition)) = label.rsplit_once('-') else {
+        return false;
+    };
+    !topic.is_empty()
+        && topic.len() <= 249
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !partition.is_empty()
+        && partition.len() <= 10
+        && partition.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The lag per partition (valid labels only, at most
+/// [`MAX_PARTITION_LABELS`]), and its total.
 fn lag_of(doc: &serde_json::Value) -> Option<(Vec<(String, f64)>, f64)> {
     match doc.get(LAG)? {
         serde_json::Value::Object(parts) => {
             let parts: Vec<(String, f64)> = parts
                 .iter()
+                .filter(|(k, _)| valid_partition_label(k))
                 .filter_map(|(k, v)| v.as_f64().map(|n| (k.clone(), n)))
+                .take(MAX_PARTITION_LABELS)
                 .collect();
             let total = parts.iter().map(|(_, n)| n).sum();
             Some((parts, total))
@@ -199,5 +222,42 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn forged_partition_labels_never_reach_the_exposition() {
+        let mut cluster = Cluster::new();
+        let task = TaskConfig {
+            cpus: 0.2,
+            mem: 256.0,
+            topics: vec!["t".into()],
+            topics_regex: None,
+            consumer: Default::default(),
+            producer: Default::default(),
+        };
+        let id = cluster.add(None, task, 1).expect("add");
+        let mut lag = serde_json::Map::new();
+        lag.insert("a-0".into(), 1.into());
+        lag.insert("x\"} 1\nmmm_subscribed{a=\"b-1".into(), 5.into());
+        lag.insert("no-number-x".into(), 5.into());
+        lag.insert("-1".into(), 5.into());
+        for i in 0..(MAX_PARTITION_LABELS + 10) {
+            lag.insert(format!("many-{i}"), 0.into());
+        }
+        cluster.get_mut(id).expect("server").metrics = Some(TaskMetrics {
+            received_ms: 2,
+            document: serde_json::json!({"lag": lag}),
+        });
+        let text = Metrics::default().render(&cluster, &SubscriptionState::Connecting);
+        assert!(!text.contains("mmm_subscribed{"), "{text}");
+        assert!(!text.contains("no-number-x") && !text.contains("partition=\"-1\""));
+        assert!(text.contains("partition=\"a-0\""), "{text}");
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("mmm_task_partition_lag_records{"))
+            .count();
+        assert_eq!(series, MAX_PARTITION_LABELS);
+        assert!(valid_partition_label("orders.eu_1-12"));
+        assert!(!valid_partition_label("orders"));
     }
 }

@@ -32,6 +32,11 @@ pub enum StartupError {
         file: String,
         source: mmm_core::delivery_guarantees::GuaranteeError,
     },
+    #[error(
+        "{file}: {key} is not supported: it loads code or runs a command on every agent, \
+         and the executor refuses it"
+    )]
+    CodeLoading { file: String, key: String },
     #[error("{file}: librdkafka refuses the {role} configuration: {reason}")]
     Librdkafka {
         file: String,
@@ -41,12 +46,22 @@ pub enum StartupError {
 }
 
 /// The validated inputs of a scheduler run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Inputs {
     pub config: SchedulerConfig,
     /// librdkafka names and values.
     pub consumer: BTreeMap<String, String>,
     pub producer: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs")
+            .field("config", &self.config)
+            .field("consumer", &kafka_props::Redacted(&self.consumer))
+            .field("producer", &kafka_props::Redacted(&self.producer))
+            .finish()
+    }
 }
 
 fn read(path: &Path) -> Result<String, StartupError> {
@@ -98,6 +113,12 @@ pub fn load_kafka(path: &Path, role: Role) -> Result<BTreeMap<String, String>, S
         tracing::warn!(file = %name, %role, key = %dropped.key, reason = %dropped.reason, "Kafka property dropped: no librdkafka equivalent");
     }
     check_guarantees(&name, role, &mapped.config)?;
+    if let Some(key) = mmm_core::property_allowlist::code_loading_key(&mapped.config) {
+        return Err(StartupError::CodeLoading {
+            file: name,
+            key: key.to_string(),
+        });
+    }
     validate_with_librdkafka(&name, role, &mapped.config)?;
     Ok(mapped.config)
 }
@@ -271,6 +292,23 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(msg.contains("`isolation.level`"), "{msg}");
+    }
+
+    #[test]
+    fn a_code_loading_key_in_an_operator_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = write(
+            dir.path(),
+            "c.properties",
+            "bootstrap.servers=127.0.0.1:9092\ngroup.id=g\nplugin.library.paths=/tmp/evil.so\n",
+        );
+        let err = load_kafka(&c, Role::Consumer)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("plugin.library.paths") && err.contains("c.properties"),
+            "{err}"
+        );
     }
 
     #[test]

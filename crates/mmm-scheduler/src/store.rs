@@ -8,6 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -75,21 +76,27 @@ impl Store {
     /// waits as a standby for as long as another scheduler holds the lock,
     /// telling `standby` where that leader's API is. `holder` is what this
     /// scheduler leaves in the lock for standbys to read: its API's URL.
+    /// `zk_auth` is the `user:password` of ZooKeeper digest authentication.
     pub async fn open_spec_or_stand_by(
         spec: &mmm_core::config::StorageSpec,
+        zk_auth: Option<&str>,
         holder: &str,
         standby: &tokio::sync::watch::Sender<Option<String>>,
     ) -> Result<Self, StoreError> {
         match spec {
             mmm_core::config::StorageSpec::ZooKeeper { hosts, path } => Ok(Store::Zk(
-                ZkStore::open_as(&hosts.join(","), path, holder, Some(standby)).await?,
+                ZkStore::open_as(&hosts.join(","), path, zk_auth, holder, Some(standby)).await?,
             )),
-            other => Self::open_spec(other).await,
+            other => Self::open_spec(other, zk_auth).await,
         }
     }
 
-    /// Opens the store the validated configuration names.
-    pub async fn open_spec(spec: &mmm_core::config::StorageSpec) -> Result<Self, StoreError> {
+    /// Opens the store the validated configuration names; `zk_auth` is the
+    /// `user:password` of ZooKeeper digest authentication.
+    pub async fn open_spec(
+        spec: &mmm_core::config::StorageSpec,
+        zk_auth: Option<&str>,
+    ) -> Result<Self, StoreError> {
         match spec {
             mmm_core::config::StorageSpec::File(path) => {
                 let path = path.clone();
@@ -98,9 +105,9 @@ impl Store {
                     .map_err(|e| StoreError::Join(e.to_string()))?
                     .map(Store::File)
             }
-            mmm_core::config::StorageSpec::ZooKeeper { hosts, path } => {
-                Ok(Store::Zk(ZkStore::open(&hosts.join(","), path).await?))
-            }
+            mmm_core::config::StorageSpec::ZooKeeper { hosts, path } => Ok(Store::Zk(
+                ZkStore::open_with_auth(&hosts.join(","), path, zk_auth).await?,
+            )),
         }
     }
 
@@ -210,6 +217,7 @@ impl FileStore {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(|source| StoreError::LockOpen {
                 path: lock_path.clone(),
@@ -261,9 +269,16 @@ impl FileStore {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "state".to_string());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        // A name nobody can guess ahead, created only if it does not exist
+        // (never through a planted symlink), readable by the owner only: the
+        // state holds the Kafka overrides.
+        let tmp = dir.join(format!(".{name}.tmp-{:032x}", rand::random::<u128>()));
         let result = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             drop(f);
@@ -325,48 +340,65 @@ impl std::fmt::Debug for ZkStore {
 impl ZkStore {
     /// Connects, creates the state znode and its parents, and takes the lock.
     pub async fn open(hosts: &str, path: &str) -> Result<Self, StoreError> {
-        let holder = format!("pid {}", std::process::id());
-        Self::open_as(hosts, path, &holder, None).await
+        Self::open_with_auth(hosts, path, None).await
     }
 
-    /// Like [`ZkStore::open`], leaving `holder` in the lock. With `standby`,
-    /// a lock held by another scheduler is waited for indefinitely (its
-    /// holder is sent to `standby`) and taken as soon as its session ends;
-    /// without, the wait ends after two session timeouts.
+    /// [`ZkStore::open`] with digest authentication (`user:password`): the
+    /// znodes this scheduler creates are then readable and writable by that
+    /// identity only.
+    pub async fn open_with_auth(
+        hosts: &str,
+        path: &str,
+        auth: Option<&str>,
+    ) -> Result<Self, StoreError> {
+        let holder = format!("pid {}", std::process::id());
+        Self::open_as(hosts, path, auth, &holder, None).await
+    }
+
+    /// Like [`ZkStore::open_with_auth`], leaving `holder` in the lock. With
+    /// `standby`, a lock held by another scheduler is waited for indefinitely
+    /// (its holder is sent to `standby`) and taken as soon as its session
+    /// ends; without, the wait ends after two session timeouts.
     pub async fn open_as(
         hosts: &str,
         path: &str,
+        auth: Option<&str>,
         holder: &str,
         standby: Option<&tokio::sync::watch::Sender<Option<String>>>,
     ) -> Result<Self, StoreError> {
-        let client = tokio::time::timeout(
-            ZK_CONNECT_TIMEOUT,
-            zk::Client::connector()
-                .with_session_timeout(ZK_SESSION_TIMEOUT)
-                .with_fail_eagerly()
-                .connect(hosts),
-        )
-        .await
-        .map_err(|_| StoreError::ZkConnect {
-            hosts: hosts.to_string(),
-            reason: format!("no session within {ZK_CONNECT_TIMEOUT:?}"),
-        })?
-        .map_err(|e| StoreError::ZkConnect {
-            hosts: hosts.to_string(),
-            reason: e.to_string(),
-        })?;
+        let mut connector = zk::Client::connector()
+            .with_session_timeout(ZK_SESSION_TIMEOUT)
+            .with_fail_eagerly();
+        if let Some(auth) = auth {
+            connector = connector.with_auth("digest", auth.as_bytes());
+        }
+        let client = tokio::time::timeout(ZK_CONNECT_TIMEOUT, connector.connect(hosts))
+            .await
+            .map_err(|_| StoreError::ZkConnect {
+                hosts: hosts.to_string(),
+                reason: format!("no session within {ZK_CONNECT_TIMEOUT:?}"),
+            })?
+            .map_err(|e| StoreError::ZkConnect {
+                hosts: hosts.to_string(),
+                reason: e.to_string(),
+            })?;
         let zk_err = |op, source| StoreError::Zk {
             op,
             path: path.to_string(),
             source,
         };
-        let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let acls = if auth.is_some() {
+            zk::Acls::creator_all()
+        } else {
+            zk::Acls::anyone_all()
+        };
+        let persistent = zk::CreateMode::Persistent.with_acls(acls);
         client
             .mkdir(path, &persistent)
             .await
             .map_err(|e| zk_err("mkdir", e))?;
         let lock = format!("{path}/lock");
-        let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+        let ephemeral = zk::CreateMode::Ephemeral.with_acls(acls);
         // A crashed scheduler's lock lives until its session expires: wait
         // that long before deciding that another scheduler is running.
         let deadline = tokio::time::Instant::now() + ZK_SESSION_TIMEOUT * 2;

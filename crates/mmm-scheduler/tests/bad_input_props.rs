@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use mmm_core::model::Cluster;
 use mmm_core::scheduler::{AddServers, Command, Scheduler, Settings};
+use mmm_scheduler::access::Access;
 use mmm_scheduler::api::{self, ApiState};
 use mmm_scheduler::dist::Dist;
 use mmm_scheduler::driver::{CommandSender, Driver};
@@ -130,7 +131,7 @@ async fn serve() -> Served {
         subscription: sub_rx,
         metrics,
         dist: Arc::new(dist.clone()),
-        token: None,
+        access: Arc::new(Access::open()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -224,6 +225,14 @@ fn request_object() -> impl Strategy<Value = Value> {
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
+        // Bodies some endpoint carries out, so that both sides are reached.
+        prop::sample::select(vec![
+            r#"{"ids": [1]}"#,
+            r#"{"ids": "2"}"#,
+            r#"{"amount": 1, "topics": ["t"]}"#,
+            r#"{"amount": 2, "topics": "t", "producer": {"linger.ms": 5}}"#,
+        ])
+        .prop_map(|b| b.as_bytes().to_vec()),
         prop::collection::vec(any::<u8>(), 0..200),
         json_value().prop_map(|v| v.to_string().into_bytes()),
         request_object().prop_map(|v| v.to_string().into_bytes()),

@@ -326,6 +326,7 @@ fn configure(s: &Scheduler, source: &str, target: &str, topic: &str) {
     .expect("producer");
     let token_file = s.path("api-token");
     fs::write(&token_file, format!("{TOKEN}\n")).expect("token");
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).expect("chmod");
     let toml = fs::read_to_string(s.path("mmm.toml")).expect("config");
     let toml = toml
         .replace(

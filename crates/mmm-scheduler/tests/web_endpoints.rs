@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use mmm_core::model::{Cluster, Metrics, ServerState, TaskConfig};
 use mmm_core::scheduler::Command;
+use mmm_scheduler::access::{self, Access, TokenFile};
 use mmm_scheduler::api::{self, ApiState};
 use mmm_scheduler::dist::Dist;
 use mmm_scheduler::driver::{now_ms, CommandSender, Input};
@@ -33,20 +34,40 @@ async fn serve() -> (Served, mpsc::Receiver<Input>) {
         master: "http://127.0.0.1:5050".into(),
     });
     let (input_tx, input_rx) = mpsc::channel(16);
-    let web = WebState::start("mmm-web-test".into(), view_rx.clone(), sub_rx.clone(), true);
-    let app = api::router(ApiState {
-        commands: CommandSender(input_tx),
-        view: view_rx,
-        subscription: sub_rx,
-        metrics: Arc::new(SchedulerMetrics::default()),
-        dist: Arc::new(Dist::open(dist.path()).expect("dist")),
-        token: Some(TOKEN.into()),
-    })
-    .merge(web::router(web));
+    let web = WebState::start(
+        "mmm-web-test".into(),
+        view_rx.clone(),
+        sub_rx.clone(),
+        true,
+        false,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let bound = listener.local_addr().expect("addr");
+    let base = format!("http://{bound}");
+    let token_file = dist.path().join("api-token");
+    std::fs::write(&token_file, TOKEN).expect("token file");
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let access = Access::new(
+        Some(TokenFile::open(&token_file).expect("token")),
+        access::allowed_hosts(&base, bound, &[]),
+    );
+    let app = api::app(
+        ApiState {
+            commands: CommandSender(input_tx),
+            view: view_rx,
+            subscription: sub_rx,
+            metrics: Arc::new(SchedulerMetrics::default()),
+            dist: Arc::new(Dist::open(&dist.path().join("dist")).expect("dist")),
+            access: Arc::new(access),
+        },
+        web::router(web),
+    );
     tokio::spawn(async move { axum::serve(listener, app).await });
     let served = Served {
         base,

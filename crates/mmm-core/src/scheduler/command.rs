@@ -73,6 +73,14 @@ pub enum CommandError {
         /// The maximum.
         max: u32,
     },
+    /// The cluster would hold more servers than allowed.
+    #[error("the cluster holds {existing} servers; at most {max} are allowed")]
+    TooManyServers {
+        /// Servers now.
+        existing: usize,
+        /// The maximum.
+        max: usize,
+    },
     /// An explicit id with a count other than 1.
     #[error("an explicit id needs count 1, got {0}")]
     IdWithCount(i64),

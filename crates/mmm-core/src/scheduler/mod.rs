@@ -29,9 +29,13 @@ pub use command::{AddServers, Command, CommandError, CommandOutcome};
 pub use event::Event;
 pub use health::HEALTH_OK;
 pub use launch::server_of_task;
-pub use settings::{Settings, DEFAULT_EXECUTOR_COMMAND, MAX_ADD_PER_CALL};
+pub use operator::MAX_SERVERS;
+pub use settings::{
+    checked_executor_command, executor_exit_reason, Settings, DEFAULT_EXECUTOR_COMMAND,
+    EXECUTOR_CHECK_FAILED_EXIT, MAX_ADD_PER_CALL,
+};
 
-use crate::model::{Cluster, Goal, Server, ServerState};
+use crate::model::{Cluster, Goal, Server, ServerId, ServerState};
 use rng::SplitMix64;
 
 /// The largest executor message kept, in bytes; larger ones are ignored.
@@ -60,6 +64,12 @@ pub struct Scheduler {
     kills_sent: BTreeMap<String, u64>,
     /// Whether the cluster changed during the current call.
     dirty: bool,
+    /// Why executors ended, by executor id, from FAILURE events that explain
+    /// more than the task's own update will (a failed binary check).
+    executor_exits: BTreeMap<String, &'static str>,
+    /// Executors whose task ended before their FAILURE arrived, with their
+    /// server, so that a late FAILURE still explains the end.
+    ended_executors: BTreeMap<String, ServerId>,
 }
 
 impl Scheduler {
@@ -77,6 +87,8 @@ impl Scheduler {
             launch_offers: BTreeMap::new(),
             kills_sent: BTreeMap::new(),
             dirty: false,
+            executor_exits: BTreeMap::new(),
+            ended_executors: BTreeMap::new(),
         }
     }
 
@@ -232,12 +244,12 @@ impl Scheduler {
         data: &[u8],
         now_ms: u64,
     ) {
-        let Some(server) = self
-            .cluster
-            .servers
-            .values_mut()
-            .find(|s| s.executor_id.as_deref() == Some(executor_id.value.as_str()))
-        else {
+        let Some(server) = self.cluster.servers.values_mut().find(|s| {
+            // Only the task's own executor on its own agent may report
+            // for it: anything else could forge its metrics.
+            s.executor_id.as_deref() == Some(executor_id.value.as_str())
+                && s.agent_id.as_deref() == Some(agent_id.value.as_str())
+        }) else {
             tracing::debug!(executor = %executor_id.value, agent = %agent_id.value, "message from an unknown executor");
             return;
         };
@@ -262,6 +274,13 @@ impl Scheduler {
         }
     }
 
+    pub(super) fn note_ended_executor(&mut self, executor: String, id: ServerId) {
+        if self.ended_executors.len() >= MAX_REMEMBERED_EXITS {
+            self.ended_executors.clear();
+        }
+        self.ended_executors.insert(executor, id);
+    }
+
     fn on_failure(
         &mut self,
         agent_id: Option<v1::AgentId>,
@@ -270,8 +289,34 @@ impl Scheduler {
     ) {
         // the task's own status update follows and decides what happens;
         // until then the operator sees why
+        let reason = status.and_then(settings::executor_exit_reason);
+        if let (Some(e), Some(reason)) = (&executor_id, reason) {
+            match self.ended_executors.remove(&e.value) {
+                // Its task already ended: add the reason to what it says.
+                Some(id) => {
+                    if let Some(server) = self.cluster.servers.get_mut(&id) {
+                        let said = server.message.take().unwrap_or_default();
+                        server.message = Some(format!("{said} ({reason})"));
+                        if let Some(last) = server.history.back_mut() {
+                            let said = last.message.take().unwrap_or_default();
+                            last.message = Some(format!("{said} ({reason})"));
+                        }
+                        self.dirty = true;
+                    }
+                }
+                None => {
+                    if self.executor_exits.len() >= MAX_REMEMBERED_EXITS {
+                        self.executor_exits.clear();
+                    }
+                    self.executor_exits.insert(e.value.clone(), reason);
+                }
+            }
+        }
         let what = match (&executor_id, status) {
-            (Some(e), Some(code)) => format!("executor {} ended with status {code}", e.value),
+            (Some(e), Some(code)) => match reason {
+                Some(reason) => format!("executor {} ended with status {code}: {reason}", e.value),
+                None => format!("executor {} ended with status {code}", e.value),
+            },
             (Some(e), None) => format!("executor {} ended", e.value),
             (None, _) => "agent failed".to_owned(),
         };
@@ -295,6 +340,9 @@ impl Scheduler {
         );
     }
 }
+
+/// How many ended executors are remembered for their FAILURE, at most.
+const MAX_REMEMBERED_EXITS: usize = 1024;
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,9 @@ use crate::model::{Goal, Server, ServerId, ServerState, TaskConfig};
 pub const MAX_CPUS: f64 = 1024.0;
 /// The most memory (MB) one task may ask for.
 pub const MAX_MEM: f64 = 16.0 * 1024.0 * 1024.0;
+/// The most servers a cluster may hold: each costs state, status page rows
+/// and metric series.
+pub const MAX_SERVERS: usize = 10_000;
 
 fn check_resource(name: &'static str, value: f64, max: f64) -> Result<f64, CommandError> {
     if value.is_finite() && value > 0.0 && value <= max {
@@ -77,6 +80,13 @@ impl Scheduler {
         }
         if req.id.is_some() && req.count != 1 {
             return Err(CommandError::IdWithCount(req.count));
+        }
+        let existing = self.cluster.servers.len();
+        if usize::try_from(req.count).map_or(true, |n| existing + n > MAX_SERVERS) {
+            return Err(CommandError::TooManyServers {
+                existing,
+                max: MAX_SERVERS,
+            });
         }
         let cpus = check_resource(
             "cpus",

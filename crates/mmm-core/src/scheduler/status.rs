@@ -112,8 +112,20 @@ impl Scheduler {
             }
             return;
         };
-        let message = describe(state, status);
+        let mut message = describe(state, status);
         if is_terminal(state) {
+            let executor = self
+                .cluster
+                .servers
+                .get(&id)
+                .and_then(|s| s.executor_id.clone());
+            if let Some(executor) = executor {
+                match self.executor_exits.remove(&executor) {
+                    Some(reason) => message = format!("{message} ({reason})"),
+                    // The executor's FAILURE may still come and explain it.
+                    None => self.note_ended_executor(executor, id),
+                }
+            }
             self.kills_sent.remove(task_id);
             self.task_ended(id, state, message, now_ms);
             self.sync_offer_interest(now_ms, out);

@@ -19,6 +19,8 @@ pub struct Dashboard {
     pub framework: FrameworkView,
     /// Whether the mutating API calls need a bearer token.
     pub protected: bool,
+    /// Whether the API listens beyond loopback without a token (`[api] insecure`).
+    pub insecure: bool,
     pub tasks: Vec<TaskView>,
     /// The chart's samples per task id, oldest first.
     pub samples: BTreeMap<ServerId, Vec<Sample>>,
@@ -111,6 +113,7 @@ pub struct Sources<'a> {
     pub samples: &'a BTreeMap<ServerId, Vec<Sample>>,
     pub started_ms: u64,
     pub protected: bool,
+    pub insecure: bool,
 }
 
 impl Dashboard {
@@ -143,6 +146,7 @@ impl Dashboard {
                 uptime_secs: now_ms.saturating_sub(sources.started_ms) / 1000,
             },
             protected: sources.protected,
+            insecure: sources.insecure,
             tasks: sources.cluster.servers.values().map(TaskView::of).collect(),
             samples: sources.samples.clone(),
         }

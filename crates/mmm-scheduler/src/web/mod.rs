@@ -41,6 +41,8 @@ pub struct WebState {
     pub started_ms: u64,
     /// Whether the REST API wants a bearer token for changes.
     pub protected: bool,
+    /// Whether it listens beyond loopback without one (`[api] insecure`).
+    pub insecure: bool,
 }
 
 impl WebState {
@@ -51,6 +53,7 @@ impl WebState {
         view: watch::Receiver<Arc<Cluster>>,
         subscription: watch::Receiver<SubscriptionState>,
         protected: bool,
+        insecure: bool,
     ) -> WebState {
         let samples = Arc::new(RateHistory::default());
         tokio::spawn(samples::record(view.clone(), samples.clone()));
@@ -61,6 +64,7 @@ impl WebState {
             samples,
             started_ms: now_ms(),
             protected,
+            insecure,
         }
     }
 
@@ -77,6 +81,7 @@ impl WebState {
                 samples: &self.samples.snapshot(now),
                 started_ms: self.started_ms,
                 protected: self.protected,
+                insecure: self.insecure,
             },
             now,
         )

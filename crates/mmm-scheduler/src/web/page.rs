@@ -23,7 +23,7 @@ pub struct Fragments {
 impl Fragments {
     pub fn of(d: &Dashboard) -> Fragments {
         Fragments {
-            framework: framework(&d.framework, d.protected),
+            framework: framework(&d.framework, d.protected, d.insecure),
             rows: rows(&d.tasks),
             chart: chart::render(&d.samples, d.now_ms),
             rendered_at: utc(d.now_ms),
@@ -91,7 +91,7 @@ pub fn render(d: &Dashboard) -> String {
     )
 }
 
-fn framework(f: &FrameworkView, protected: bool) -> String {
+fn framework(f: &FrameworkView, protected: bool, insecure: bool) -> String {
     let or_unknown = |v: &Option<String>| v.as_deref().map_or("–".to_string(), esc);
     let mut subscription = format!(r#"<span class="badge sub-{0}">{0}</span>"#, f.subscription);
     if let Some(reason) = &f.reason {
@@ -115,8 +115,10 @@ fn framework(f: &FrameworkView, protected: bool) -> String {
         uptime = duration(f.uptime_secs),
         api = if protected {
             "token required for changes"
+        } else if insecure {
+            r#"<strong class="warning">insecure: reachable from the network without a token ([api] insecure = true)</strong>"#
         } else {
-            "open"
+            "open (loopback only)"
         },
     )
 }
@@ -227,6 +229,7 @@ mod tests {
                 samples: &BTreeMap::new(),
                 started_ms: NOW - 3_723_000,
                 protected: true,
+                insecure: false,
             },
             NOW,
         )

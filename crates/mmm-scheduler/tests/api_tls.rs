@@ -1,0 +1,63 @@
+//! The API over TLS with the operator's certificate: served over https,
+//! refused over plain http, and a key file others may read is refused.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use mmm_scheduler::serve::{self, Limits, Tls};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_over_tls_only() {
+    let dir = tempfile::tempdir().expect("dir");
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("certificate");
+    let cert_pem = generated.cert.pem();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    fs::write(&cert, &cert_pem).expect("cert");
+    fs::write(&key, generated.key_pair.serialize_pem()).expect("key");
+
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let err = Tls::from_pem_files(&cert, &key).expect_err("key readable by others");
+    assert!(
+        err.to_string().contains("0644") && err.to_string().contains("key.pem"),
+        "{err}"
+    );
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let tls = Tls::from_pem_files(&cert, &key).expect("tls");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = Router::new().route("/ping", get(|| async { "pong" }));
+    tokio::spawn(serve::serve(listener, app, Limits::default(), tls));
+
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("root"))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client");
+    let answer = client
+        .get(format!("https://{addr}/ping"))
+        .send()
+        .await
+        .expect("https request");
+    assert_eq!(answer.text().await.expect("body"), "pong");
+
+    let plain = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+        .get(format!("http://{addr}/ping"))
+        .send()
+        .await;
+    assert!(
+        !plain.map(|r| r.status().is_success()).unwrap_or(false),
+        "plain http was served"
+    );
+}
