@@ -99,13 +99,23 @@ pub enum MesosClientError {
 }
 
 /// A client for one framework's exchanges with the masters.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MesosHttp {
     client: reqwest::Client,
     credentials: Option<(String, String)>,
     /// Where credentials may go besides the endpoint a call starts at: the
     /// configured masters.
     masters: Vec<Url>,
+}
+
+// The secret never reaches a log line through `{:?}`.
+impl std::fmt::Debug for MesosHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MesosHttp")
+            .field("principal", &self.credentials.as_ref().map(|(p, _)| p))
+            .field("masters", &self.masters)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An open SUBSCRIBE stream.
@@ -311,6 +321,14 @@ mod tests {
 
     fn url(s: &str) -> Url {
         Url::parse(s).expect("test url")
+    }
+
+    #[test]
+    fn debug_output_names_the_principal_but_never_the_secret() {
+        let http = MesosHttp::new(Some(("mmm".into(), "s3cret-value".into()))).expect("client");
+        let text = format!("{http:?}");
+        assert!(text.contains("mmm"), "{text}");
+        assert!(!text.contains("s3cret-value"), "{text}");
     }
 
     #[test]
