@@ -5,16 +5,17 @@
 //! Each direction of each connection is a reader thread, which stamps every chunk it reads with
 //! the time it may leave, and a writer thread, which holds the chunk until then. Chunks leave in
 //! the order they came (jitter never reorders a byte stream), and the bandwidth cap is one link per
-//! direction shared by all connections, like the single path between two sites. The proxy reads
-//! eagerly: it models latency and bandwidth, not the TCP window of a long link, which the kernel
-//! tunes on its own (`net.ipv4.tcp_rmem`).
+//! direction shared by all connections, like the single path between two sites. Up to
+//! [`MAX_IN_FLIGHT`] bytes per direction and connection are on their way at once, as with a TCP
+//! window tuned for a long link (`net.ipv4.tcp_rmem`, `net.core.rmem_max`); the proxy does not
+//! model smaller windows.
 //!
 //! At 0 ms and without a cap a chunk is written as soon as it is read.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,9 +27,9 @@ use crate::kafka_broker::KafkaBroker;
 
 /// The largest chunk one read takes from a socket.
 const CHUNK: usize = 64 * 1024;
-/// Chunks waiting in one direction of one connection before its reader stops reading, which
-/// pushes back on the sender through TCP (at most `CHUNK * QUEUED_CHUNKS` bytes).
-const QUEUED_CHUNKS: usize = 256;
+/// Bytes on their way in one direction of one connection before its reader stops reading, which
+/// pushes back on the sender through TCP. At 150 ms that still carries 400 MB/s.
+const MAX_IN_FLIGHT: usize = 64 * 1024 * 1024;
 /// A writer sleeps until this long before a chunk is due, then yields until it is: the
 /// scheduler's timer slack would otherwise make every delay about 50 µs late.
 const SPIN: Duration = Duration::from_micros(200);
@@ -253,27 +254,36 @@ fn pipe(
     direction: Direction,
     inner: &Arc<Inner>,
 ) -> std::io::Result<()> {
-    let (tx, rx) = sync_channel::<(Instant, Vec<u8>)>(QUEUED_CHUNKS);
+    let (tx, rx) = channel::<(Instant, Vec<u8>)>();
+    let queued = Arc::new(AtomicUsize::new(0));
     let reader_inner = inner.clone();
+    let reader_queued = queued.clone();
     std::thread::Builder::new()
         .name("shaper-read".into())
-        .spawn(move || read_side(from, &tx, direction, &reader_inner))?;
+        .spawn(move || read_side(from, &tx, &reader_queued, direction, &reader_inner))?;
     let writer_inner = inner.clone();
     std::thread::Builder::new()
         .name("shaper-write".into())
-        .spawn(move || write_side(to, &rx, direction, &writer_inner))?;
+        .spawn(move || write_side(to, &rx, &queued, direction, &writer_inner))?;
     Ok(())
 }
 
 fn read_side(
     mut from: TcpStream,
-    tx: &SyncSender<(Instant, Vec<u8>)>,
+    tx: &Sender<(Instant, Vec<u8>)>,
+    queued: &AtomicUsize,
     direction: Direction,
     inner: &Inner,
 ) {
     let mut buf = vec![0u8; CHUNK];
     let mut last_due: Option<Instant> = None;
     loop {
+        while queued.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+            if inner.stop.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
@@ -299,6 +309,7 @@ fn read_side(
         // Bytes of one stream leave in order, whatever the jitter.
         let due = last_due.map_or(due, |last| due.max(last));
         last_due = Some(due);
+        queued.fetch_add(n, Ordering::AcqRel);
         if tx.send((due, buf[..n].to_vec())).is_err() {
             return;
         }
@@ -308,12 +319,15 @@ fn read_side(
 fn write_side(
     mut to: TcpStream,
     rx: &Receiver<(Instant, Vec<u8>)>,
+    queued: &AtomicUsize,
     direction: Direction,
     inner: &Inner,
 ) {
     while let Ok((due, chunk)) = rx.recv() {
         wait_until(due);
-        if to.write_all(&chunk).is_err() {
+        let written = to.write_all(&chunk);
+        queued.fetch_sub(chunk.len(), Ordering::AcqRel);
+        if written.is_err() {
             let _ = to.shutdown(Shutdown::Both);
             return;
         }
