@@ -34,6 +34,10 @@ pub(super) const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// How often the loop hands deliveries to the tracker while records stream in.
 pub(super) const DELIVERY_POLL_EVERY: u32 = 512;
 
+/// At most this many delivery events are served in one go (each holds one
+/// batch of reports), so that consuming goes on under a flood of them.
+const MAX_DELIVERY_EVENTS: usize = 1024;
+
 /// A topic's route plus the slot of each of its partitions.
 pub(super) struct TopicRoute {
     pub(super) source: String,
@@ -204,7 +208,7 @@ impl Worker {
                     )?;
                     since_delivery_poll += 1;
                     if since_delivery_poll >= DELIVERY_POLL_EVERY {
-                        self.producer.poll(Duration::ZERO);
+                        drain_deliveries(&self.producer, &self.shared);
                         since_delivery_poll = 0;
                     }
                 }
@@ -281,6 +285,24 @@ impl Worker {
         self.commit_all(CommitMode::Sync);
         tracing::info!("drained and committed");
         self.committed()
+    }
+}
+
+/// Serves every delivery report that is ready, without waiting: one
+/// `poll` serves a single event (one batch), so it is repeated while events
+/// keep acknowledging records.
+pub(super) fn drain_deliveries(producer: &BaseProducer<DeliveryContext>, shared: &Shared) {
+    let mut in_flight = shared.lock().in_flight_records;
+    for _ in 0..MAX_DELIVERY_EVENTS {
+        if in_flight == 0 {
+            return;
+        }
+        producer.poll(Duration::ZERO);
+        let now = shared.lock().in_flight_records;
+        if now == in_flight {
+            return;
+        }
+        in_flight = now;
     }
 }
 
