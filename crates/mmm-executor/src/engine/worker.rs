@@ -52,9 +52,37 @@ pub(super) struct Routes {
     pub(super) list: Vec<TopicRoute>,
     pub(super) index: HashMap<String, usize>,
     pub(super) last: usize,
+    /// Routes by the address of the consumer's topic handle, so that a record
+    /// needs neither its topic's name nor a lookup by name. librdkafka keeps a
+    /// handle while records of its topic can arrive, and a topic only goes
+    /// away through a rebalance, which clears these.
+    handles: Vec<(usize, usize)>,
+    last_handle: Option<(usize, usize)>,
 }
 
 impl Routes {
+    pub(super) fn by_handle(&mut self, handle: usize) -> Option<usize> {
+        if let Some((h, i)) = self.last_handle {
+            if h == handle {
+                return Some(i);
+            }
+        }
+        let (_, i) = *self.handles.iter().find(|(h, _)| *h == handle)?;
+        self.last_handle = Some((handle, i));
+        Some(i)
+    }
+
+    pub(super) fn remember_handle(&mut self, handle: usize, route: usize) {
+        self.handles.retain(|(h, _)| *h != handle);
+        self.handles.push((handle, route));
+        self.last_handle = Some((handle, route));
+    }
+
+    pub(super) fn forget_handles(&mut self) {
+        self.handles.clear();
+        self.last_handle = None;
+    }
+
     pub(super) fn find(&mut self, topic: &str) -> Option<usize> {
         if self.list.get(self.last).is_some_and(|r| r.source == topic) {
             return Some(self.last);
@@ -131,6 +159,7 @@ impl Worker {
         let mut blocked_since: Option<Instant> = None;
         let mut paused_at_rebalance = 0u64;
         let mut since_delivery_poll = 0u32;
+        let mut routed_at_rebalance = 0u64;
         loop {
             if self.stop_requested() {
                 return Ok(());
@@ -146,6 +175,10 @@ impl Worker {
                     state.rebalances,
                 )
             };
+            if rebalances != routed_at_rebalance {
+                self.routes.forget_handles();
+                routed_at_rebalance = rebalances;
+            }
             let now = Instant::now();
             if now >= next_commit {
                 // Synchronous: one round trip per interval costs nothing at
@@ -318,28 +351,38 @@ pub(super) fn forward(
     routes: &mut Routes,
     message: &BorrowedMessage<'_>,
 ) -> Result<(), EngineError> {
-    let topic = message.topic();
     let partition = message.partition();
     let offset = message.offset();
-    let route_index = match routes.find(topic) {
+    // Only the address is used, never what it points to.
+    let handle = message.topic_ptr() as usize;
+    let route_index = match routes.by_handle(handle) {
         Some(i) => i,
         None => {
-            let route = target_topics::prepare(
-                task,
-                consumer.client(),
-                producer.client(),
-                admin,
-                topic,
-                limits.metadata_timeout,
-            )?;
-            routes.add(TopicRoute {
-                source: topic.to_owned(),
-                route,
-                slots: Vec::new(),
-            })
+            let topic = message.topic();
+            let i = match routes.find(topic) {
+                Some(i) => i,
+                None => {
+                    let route = target_topics::prepare(
+                        task,
+                        consumer.client(),
+                        producer.client(),
+                        admin,
+                        topic,
+                        limits.metadata_timeout,
+                    )?;
+                    routes.add(TopicRoute {
+                        source: topic.to_owned(),
+                        route,
+                        slots: Vec::new(),
+                    })
+                }
+            };
+            routes.remember_handle(handle, i);
+            i
         }
     };
     let entry = &mut routes.list[route_index];
+    let topic = entry.source.as_str();
     let tracking_error = |reason: String| EngineError::Tracking {
         topic: topic.to_owned(),
         partition,
