@@ -171,8 +171,10 @@ fn load(bootstrap: &str, topic: &str, partitions: i32, count: usize, size: usize
         .set("queue.buffering.max.kbytes", "1048576")
         .create_with_context(Counter::default())?;
     let mut rng = rand::rng();
-    // A pool of distinct values, so the data is not one record repeated.
-    let pool: Vec<Vec<u8>> = (0..512).map(|_| event_value(&mut rng, size)).collect();
+    // Enough distinct values (64 MB of them) that a batch holds few repeats,
+    // which would make compression look better than on real data.
+    let distinct = (64_000_000 / size).clamp(1, 65_536);
+    let pool: Vec<Vec<u8>> = (0..distinct).map(|_| event_value(&mut rng, size)).collect();
     for i in 0..count {
         let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
             .partition((i % partitions as usize) as i32)
