@@ -87,6 +87,10 @@ struct Control {
 /// A topic name for the metadata requests that time the round trips.
 const ROUND_TRIP_PROBE_TOPIC: &str = "mmm-round-trip-probe";
 
+/// How long the first metadata request to a cluster may take (connection
+/// included) before its windows stay at their LAN sizes.
+const ROUND_TRIP_BUDGET: Duration = Duration::from_secs(2);
+
 /// Measures the round trip to both clusters and sizes the windows for it; the
 /// in-flight bounds of `limits` stay as floors.
 fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
@@ -97,19 +101,18 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
         TopicSelection::List(names) => names.first().map_or(ROUND_TRIP_PROBE_TOPIC, String::as_str),
         TopicSelection::Regex(_) => ROUND_TRIP_PROBE_TOPIC,
     };
-    let timeout = limits.metadata_timeout;
-    let source = measure_round_trip(
-        &consumer_config(&task.consumer),
-        Side::Source,
-        probe,
-        timeout,
+    // Both at once, and briefly: the launch waits for this, and a cluster
+    // that is down must not hold up the task's RUNNING or KILLED update.
+    let timeout = limits.metadata_timeout.min(ROUND_TRIP_BUDGET);
+    let (consumer, producer) = (
+        consumer_config(&task.consumer),
+        producer_config(&task.producer),
     );
-    let target = measure_round_trip(
-        &producer_config(&task.producer),
-        Side::Target,
-        probe,
-        timeout,
-    );
+    let (source, target) = std::thread::scope(|scope| {
+        let source = scope.spawn(|| measure_round_trip(&consumer, Side::Source, probe, timeout));
+        let target = measure_round_trip(&producer, Side::Target, probe, timeout);
+        (source.join().ok().flatten(), target)
+    });
     // A cluster that does not answer yet gets LAN windows, as before there were any.
     let rtt = RoundTrips {
         source: source.unwrap_or_default(),
