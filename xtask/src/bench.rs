@@ -14,14 +14,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
         _ => extra,
     };
     match what {
-        Some("executor") => executor(extra),
+        Some("executor") => executor("executor-bench", extra),
+        Some("wan") => executor("wan-bench", extra),
         Some("api") => load("mmm-bench-api", extra),
         Some("scheduler") => load("mmm-bench-scheduler", extra),
-        _ => Err("usage: cargo xtask bench executor|api|scheduler [args...]".into()),
+        _ => Err("usage: cargo xtask bench executor|wan|api|scheduler [args...]".into()),
     }
 }
 
-fn executor(extra: &[String]) -> Result<(), String> {
+/// Builds the release executor, then runs one of its benchmark examples.
+fn executor(example: &str, extra: &[String]) -> Result<(), String> {
     let tansu = prerequisites::tansu()?;
     shell::run(shell::cargo().args([
         "build",
@@ -38,7 +40,7 @@ fn executor(extra: &[String]) -> Result<(), String> {
         "-p",
         "mmm-executor",
         "--example",
-        "executor-bench",
+        example,
         "--",
     ])
     .args(extra)

@@ -12,6 +12,7 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+mod bench_support;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -19,8 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use common::agent::{spawn_executor, FakeAgent};
-use mesos_proto::v1::TaskState;
+use bench_support::{pairs, props, replicate, Rate};
 use mmm_executor::kafka_config::{consumer_config, producer_config};
 use mmm_test_support::{create_topic, produce_generated, random_name, KafkaBroker};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -50,17 +50,6 @@ impl Args {
     }
 }
 
-fn pairs(text: &str) -> Result<Vec<(String, String)>> {
-    text.split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .with_context(|| format!("{p:?} is not key=value"))
-        })
-        .collect()
-}
-
 fn args() -> Result<Args> {
     let mut a = Args {
         records: 1_000_000,
@@ -88,32 +77,6 @@ fn args() -> Result<Args> {
     Ok(a)
 }
 
-struct Rate {
-    name: &'static str,
-    records: usize,
-    bytes: usize,
-    elapsed: Duration,
-}
-
-impl Rate {
-    fn msgs(&self) -> f64 {
-        self.records as f64 / self.elapsed.as_secs_f64()
-    }
-    fn mb(&self) -> f64 {
-        self.bytes as f64 / self.elapsed.as_secs_f64() / 1_000_000.0
-    }
-    fn print(&self) {
-        println!(
-            "{:<28} {:>10} records in {:>7.3} s  {:>10.0} msgs/s  {:>7.1} MB/s",
-            self.name,
-            self.records,
-            self.elapsed.as_secs_f64(),
-            self.msgs(),
-            self.mb()
-        );
-    }
-}
-
 #[derive(Default)]
 struct Counter(AtomicUsize);
 impl ClientContext for Counter {}
@@ -124,18 +87,6 @@ impl ProducerContext for Counter {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
-}
-
-fn props(
-    bootstrap: &str,
-    extra: &[(&str, &str)],
-    user: &[(String, String)],
-) -> mmm_core::task_data::Properties {
-    std::iter::once(("bootstrap.servers", bootstrap))
-        .chain(extra.iter().copied())
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .chain(user.iter().cloned())
-        .collect()
 }
 
 /// Produces `n` records with the executor's producer defaults.
@@ -216,90 +167,6 @@ fn consume_only(bootstrap: &str, topic: &str, a: &Args) -> Result<(Rate, Duratio
     ))
 }
 
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// Runs the real executor binary and times it from its first consumed record
-/// to its last acknowledged one, from its metrics messages.
-fn replicate(source: &str, target: &str, topic: &str, a: &Args) -> Result<(Rate, Duration, u64)> {
-    let agent = FakeAgent::start();
-    let sandbox = tempfile::tempdir()?;
-    let mut env = vec![
-        ("MMM_EXECUTOR_METRICS_INTERVAL_MS", "20"),
-        ("RUST_LOG", "info"),
-    ];
-    if let Some(n) = &a.in_flight {
-        env.push(("MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS", n));
-    }
-    let mut executor = spawn_executor(&agent, sandbox.path(), &env);
-    agent.wait_subscribed(1, Duration::from_secs(30));
-    let mut data = common::task(source, target, &[topic], &random_name("bench-mirror"));
-    data.offset_commit_interval_ms = 5_000;
-    data.consumer.extend(a.consumer.iter().cloned());
-    data.producer.extend(a.producer.iter().cloned());
-    let launched = Instant::now();
-    agent.launch("bench", &data.to_json());
-    agent.wait_for_state(TaskState::TaskRunning, Duration::from_secs(60));
-    let mut seen = 0usize;
-    let mut first = None;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let done = loop {
-        if Instant::now() > deadline {
-            bail!("replication did not finish");
-        }
-        if let Some(failed) = agent
-            .updates()
-            .iter()
-            .find(|u| u.state == TaskState::TaskFailed as i32)
-        {
-            bail!("executor failed: {:?}", failed.message);
-        }
-        let messages = agent.messages();
-        for m in &messages[seen..] {
-            let v: serde_json::Value = serde_json::from_slice(m)?;
-            if first.is_none() && v["records_consumed"].as_u64().unwrap_or(0) > 0 {
-                first = Some(Instant::now());
-            }
-            if v["records_produced"].as_u64().unwrap_or(0) as usize >= a.records {
-                break;
-            }
-        }
-        let finished = messages[seen..].iter().any(|m| {
-            serde_json::from_slice::<serde_json::Value>(m)
-                .map(|v| v["records_produced"].as_u64().unwrap_or(0) as usize >= a.records)
-                .unwrap_or(false)
-        });
-        seen = messages.len();
-        if finished {
-            break Instant::now();
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let hwm = vm_hwm_kb(executor.pid()).unwrap_or(0);
-    agent.kill("bench");
-    agent.wait_for_state(TaskState::TaskKilled, Duration::from_secs(30));
-    let _ = executor.wait_timeout(Duration::from_secs(10));
-    let first = first.unwrap_or(launched);
-    Ok((
-        Rate {
-            name: "replication (mmm-executor)",
-            records: a.records,
-            bytes: a.records * a.size,
-            elapsed: done - first,
-        },
-        first - launched,
-        hwm,
-    ))
-}
-
 fn main() -> Result<()> {
     let a = args()?;
     println!(
@@ -343,7 +210,23 @@ fn main() -> Result<()> {
         None
     };
     let replication = if a.runs("replicate") {
-        let (r, join, hwm_kb) = replicate(&source.bootstrap(), &target.bootstrap(), &topic, &a)?;
+        let in_flight = a
+            .in_flight
+            .as_deref()
+            .map(|n| ("MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS", n));
+        let run = replicate(
+            &source.bootstrap(),
+            &target.bootstrap(),
+            &topic,
+            a.records,
+            a.records * a.size,
+            in_flight.as_slice(),
+            |data| {
+                data.consumer.extend(a.consumer.iter().cloned());
+                data.producer.extend(a.producer.iter().cloned());
+            },
+        )?;
+        let (r, join, hwm_kb) = (run.rate, run.join, run.peak_rss_kb);
         r.print();
         println!(
             "  (launch to first record: {:.2} s; peak RSS {:.1} MB)",

@@ -76,9 +76,11 @@ impl ExecutorOptions {
         }
         if let Some(n) = number("MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS")? {
             options.limits.max_in_flight_records = usize::try_from(n).unwrap_or(usize::MAX);
+            options.limits.follow_round_trip = false;
         }
         if let Some(n) = number("MMM_EXECUTOR_MAX_IN_FLIGHT_BYTES")? {
             options.limits.max_in_flight_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+            options.limits.follow_round_trip = false;
         }
         Ok(options)
     }

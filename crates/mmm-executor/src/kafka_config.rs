@@ -1,21 +1,23 @@
 //! The librdkafka settings of the engine's clients: measured defaults, then
-//! the task's properties, then the few settings correctness depends on.
+//! the task's properties, then the few settings correctness depends on, then
+//! the windows sized for the round trip ([`crate::windows`]) where the task
+//! sets none.
 
 use mmm_core::delivery_guarantees::{CONSUMER_DEFAULTS as SAFE_CONSUMER, PRODUCER_ENFORCED};
 use mmm_core::task_data::Properties;
 use rdkafka::ClientConfig;
 
-/// Consumer defaults, chosen with the executor benchmark. They bound the
-/// prefetch queue (librdkafka's own default allows 64 MB; it dominates the
-/// executor's memory) while each fetch still carries thousands of records. librdkafka waits
+use crate::windows::Windows;
+
+/// Consumer defaults, chosen with the executor benchmark. The fetch and
+/// prefetch sizes come from [`Windows`]: on a LAN they bound the prefetch
+/// queue (librdkafka's own default allows 64 MB; it dominates the executor's
+/// memory) while each fetch still carries thousands of records. librdkafka waits
 /// `fetch.queue.backoff.ms` (1 s by default) before fetching again once the
 /// prefetch queue is full: with a bounded queue that wait made consumption
 /// 25 times slower in the benchmark, so it is short here.
 pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.partition.eof", "false"),
-    ("fetch.max.bytes", "2097152"),
-    ("max.partition.fetch.bytes", "1048576"),
-    ("queued.max.messages.kbytes", "4096"),
     ("queued.min.messages", "100000"),
     ("fetch.queue.backoff.ms", "5"),
     ("fetch.wait.max.ms", "100"),
@@ -24,15 +26,17 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// Producer defaults, chosen with the executor benchmark: large batches after
-/// a short linger, no compression (records pass through as they came), and
-/// a queue bounded well below librdkafka's 1 GB default.
+/// a short linger, zstd (it cut the bytes to the target of JSON-like records
+/// several times, more than lz4, and kept or raised the throughput at 0 and
+/// 100 ms: docs/performance.md), and a queue bounded well below librdkafka's
+/// 1 GB default.
 pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("linger.ms", "5"),
     ("batch.num.messages", "10000"),
     ("batch.size", "1000000"),
     ("queue.buffering.max.messages", "200000"),
     ("queue.buffering.max.kbytes", "65536"),
-    ("compression.type", "none"),
+    ("compression.type", "zstd"),
     // A target topic appearing with the broker's default partition count
     // would break "preserve"; topics are created explicitly instead.
     ("allow.auto.create.topics", "false"),
@@ -85,19 +89,30 @@ const CONSUMER_ONLY: &[&str] = &[
     "offset.store.method",
 ];
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Consumer,
+    Producer,
+}
+
 fn build(
     defaults: &[(&str, &str)],
     props: &Properties,
     forced: &[(&str, &str)],
-    role: &str,
+    role: Role,
+    windows: &Windows,
 ) -> ClientConfig {
+    let role_name = match role {
+        Role::Consumer => "consumer",
+        Role::Producer => "producer",
+    };
     let mut config = ClientConfig::new();
     for (k, v) in defaults {
         config.set(*k, *v);
     }
     let (safe_defaults, safe_forced) = match role {
-        "consumer" => (SAFE_CONSUMER, &[][..]),
-        _ => (&[][..], PRODUCER_ENFORCED),
+        Role::Consumer => (SAFE_CONSUMER, &[][..]),
+        Role::Producer => (&[][..], PRODUCER_ENFORCED),
     };
     for (k, v, _why) in safe_defaults {
         config.set(*k, *v);
@@ -114,22 +129,56 @@ fn build(
         if props.get(*k).is_some_and(|user| user != v) {
             tracing::warn!(
                 property = *k,
-                "the {role} property {k} is managed by the executor and set to {v}"
+                "the {role_name} property {k} is managed by the executor and set to {v}"
             );
         }
         config.set(*k, *v);
     }
+    match role {
+        Role::Consumer => {
+            for (k, v) in windows.consumer_properties() {
+                if !props.contains_key(k) {
+                    config.set(k, v);
+                }
+            }
+        }
+        Role::Producer => {
+            if let Some(was) = crate::windows::raise_in_flight_requests(&mut config) {
+                tracing::info!(
+                    was,
+                    "max.in.flight.requests.per.connection raised to 5: idempotence keeps the order"
+                );
+            }
+        }
+    }
     config
 }
 
-/// The source consumer's configuration.
+/// The source consumer's configuration with the LAN windows.
 pub fn consumer_config(props: &Properties) -> ClientConfig {
-    build(CONSUMER_DEFAULTS, props, CONSUMER_FORCED, "consumer")
+    consumer_config_for(props, &Windows::default())
+}
+
+/// The source consumer's configuration with windows sized for a round trip.
+pub fn consumer_config_for(props: &Properties, windows: &Windows) -> ClientConfig {
+    build(
+        CONSUMER_DEFAULTS,
+        props,
+        CONSUMER_FORCED,
+        Role::Consumer,
+        windows,
+    )
 }
 
 /// The target producer's configuration.
 pub fn producer_config(props: &Properties) -> ClientConfig {
-    build(PRODUCER_DEFAULTS, props, &[], "producer")
+    build(
+        PRODUCER_DEFAULTS,
+        props,
+        &[],
+        Role::Producer,
+        &Windows::default(),
+    )
 }
 
 /// An admin client's configuration for the source cluster: the consumer's
@@ -202,5 +251,37 @@ mod tests {
         assert_eq!(a.get("security.protocol"), Some("ssl"));
         assert_eq!(a.get("group.id"), None);
         assert_eq!(a.get("session.timeout.ms"), None);
+    }
+
+    #[test]
+    fn windows_size_the_fetches_unless_the_task_sets_them() {
+        let windows = Windows::for_round_trips(crate::windows::RoundTrips {
+            source: std::time::Duration::from_millis(100),
+            target: std::time::Duration::ZERO,
+        });
+        let c = consumer_config_for(&props(&[("max.partition.fetch.bytes", "5000")]), &windows);
+        assert_eq!(c.get("fetch.max.bytes"), Some("13421772"));
+        assert_eq!(c.get("max.partition.fetch.bytes"), Some("5000"));
+        assert_eq!(c.get("queued.max.messages.kbytes"), Some("26214"));
+        let lan = consumer_config(&props(&[]));
+        assert_eq!(lan.get("fetch.max.bytes"), Some("2097152"));
+        assert_eq!(lan.get("queued.max.messages.kbytes"), Some("4096"));
+    }
+
+    #[test]
+    fn one_request_in_flight_becomes_five_with_idempotence() {
+        let c = producer_config(&props(&[
+            ("enable.idempotence", "true"),
+            ("max.in.flight.requests.per.connection", "1"),
+        ]));
+        assert_eq!(c.get("max.in.flight.requests.per.connection"), Some("5"));
+        // Idempotence is enforced, so the original's 1 always becomes 5.
+        let c = producer_config(&props(&[
+            ("enable.idempotence", "false"),
+            ("max.in.flight.requests.per.connection", "1"),
+        ]));
+        assert_eq!(c.get("max.in.flight.requests.per.connection"), Some("5"));
+        let c = producer_config(&props(&[("max.in.flight.requests.per.connection", "3")]));
+        assert_eq!(c.get("max.in.flight.requests.per.connection"), Some("3"));
     }
 }

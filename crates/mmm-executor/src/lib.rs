@@ -5,6 +5,7 @@
 //! - [`offset_tracker`]: which source offsets may be committed.
 //! - [`target_topics`]: target topic names, partition checks, creation.
 //! - [`kafka_config`]: librdkafka defaults and forced settings.
+//! - [`windows`]: window sizes from the round trip to each cluster.
 //! - [`metrics`]: counters and the JSON report sent to the scheduler.
 //! - [`executor`], [`agent_http`], [`mesos_env`], [`logging`]: the Mesos v1 HTTP executor around the engine.
 
@@ -17,3 +18,4 @@ pub mod mesos_env;
 pub mod metrics;
 pub mod offset_tracker;
 pub mod target_topics;
+pub mod windows;

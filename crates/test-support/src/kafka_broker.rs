@@ -44,6 +44,8 @@ pub struct KafkaBroker {
     paused: bool,
     port: u16,
     cluster_id: String,
+    /// `host:port` the broker tells clients to connect to; `None`: its own address.
+    advertised: Option<String>,
     binary: PathBuf,
     log: PathBuf,
     // Holds the log file; removed when the broker is dropped.
@@ -54,6 +56,16 @@ impl KafkaBroker {
     /// Installs Tansu if needed (see [`crate::tansu_binary`]), starts a broker on a free port and
     /// returns once it answers a metadata request.
     pub fn start() -> Result<KafkaBroker> {
+        KafkaBroker::start_with(None)
+    }
+
+    /// Like [`KafkaBroker::start`], but the broker advertises `advertised` (`host:port`) in its
+    /// metadata, so clients connect there after bootstrapping: a proxy in front of it, for instance.
+    pub fn start_advertising(advertised: &str) -> Result<KafkaBroker> {
+        KafkaBroker::start_with(Some(advertised.to_owned()))
+    }
+
+    fn start_with(advertised: Option<String>) -> Result<KafkaBroker> {
         let binary = tansu_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("mmm-tansu-")
@@ -65,6 +77,7 @@ impl KafkaBroker {
             paused: false,
             port: 0,
             cluster_id: crate::random_name("cluster"),
+            advertised,
             binary,
             log,
             _dir: dir,
@@ -168,10 +181,19 @@ impl KafkaBroker {
 
     fn launch(&mut self) -> Result<()> {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = match &self.advertised {
+            Some(addr) => format!("tcp://{addr}"),
+            None => url.clone(),
+        };
         let mut command = Command::new(&self.binary);
         command
             .arg("broker")
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &advertised,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .args(["--cluster-id", &self.cluster_id]);
         for var in SCRUBBED_ENV {

@@ -6,6 +6,8 @@
 //! - [`tansu_binary`]: the pinned Tansu binary, installed into a cache on first use.
 //! - [`MockKafkaCluster`]: librdkafka's mock cluster for fault injection (broker down,
 //!   request errors, latency).
+//! - [`NetShaper`], [`ShapedBroker`]: a TCP proxy adding a round trip, jitter and a bandwidth cap,
+//!   and a broker that clients reach only through one.
 //! - [`ZooKeeperServer`]: a standalone ZooKeeper from Debian's package, for `zk://` tests.
 //! - [`ChildGuard`], [`bin_path`]: processes that die with the test, and binaries of this
 //!   workspace. Servers get their ports without races: [`wait_for_listening_port`] reads the port
@@ -19,6 +21,7 @@ mod error;
 mod kafka_broker;
 mod kafka_data;
 mod mock_cluster;
+mod net_shaper;
 mod process;
 mod sys;
 mod tansu_install;
@@ -32,6 +35,7 @@ pub use kafka_data::{
     GeneratedReport, TestRecord, GENERATED_HEADER_LEN,
 };
 pub use mock_cluster::{ApiKey, MockKafkaCluster, ResponseError, UNTIL_CLEARED};
+pub use net_shaper::{NetShaper, Shape, ShapedBroker, WireBytes};
 pub use process::{
     bin_path, free_port, listening_ports, spawn_on_free_port, wait_for_listening_port,
     wait_for_port, ChildGuard,

@@ -30,8 +30,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::BaseProducer;
 use tokio::sync::oneshot;
 
-use crate::kafka_config::{admin_config, consumer_config, producer_config};
+use crate::kafka_config::{admin_config, consumer_config, consumer_config_for, producer_config};
 use crate::metrics::Metrics;
+use crate::windows::{measure_round_trip, RoundTrips, Side, Windows};
 
 /// Bounds and timeouts of the engine.
 #[derive(Debug, Clone)]
@@ -46,6 +47,10 @@ pub struct Limits {
     pub revoke_drain_timeout: Option<Duration>,
     /// Metadata and topic creation calls.
     pub metadata_timeout: Duration,
+    /// Whether the windows (fetch sizes, prefetch queue, and the two in-flight
+    /// bounds above, as floors) follow the measured round trips
+    /// ([`crate::windows`]); off when the in-flight bounds were set explicitly.
+    pub follow_round_trip: bool,
 }
 
 impl Default for Limits {
@@ -56,6 +61,7 @@ impl Default for Limits {
             max_in_flight_bytes: 8 * 1024 * 1024,
             revoke_drain_timeout: None,
             metadata_timeout: Duration::from_secs(10),
+            follow_round_trip: true,
         }
     }
 }
@@ -89,6 +95,59 @@ struct Control {
     started: Option<Instant>,
 }
 
+/// A topic name for the metadata requests that time the round trips.
+const ROUND_TRIP_PROBE_TOPIC: &str = "mmm-round-trip-probe";
+
+/// How long the first metadata request to a cluster may take (connection
+/// included) before its windows stay at their LAN sizes.
+const ROUND_TRIP_BUDGET: Duration = Duration::from_secs(2);
+
+/// Measures the round trip to both clusters and sizes the windows for it; the
+/// in-flight bounds of `limits` stay as floors.
+fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
+    if !limits.follow_round_trip {
+        return (Windows::default(), limits);
+    }
+    let probe = match &task.topics {
+        TopicSelection::List(names) => names.first().map_or(ROUND_TRIP_PROBE_TOPIC, String::as_str),
+        TopicSelection::Regex(_) => ROUND_TRIP_PROBE_TOPIC,
+    };
+    // Both at once, and briefly: the launch waits for this, and a cluster
+    // that is down must not hold up the task's RUNNING or KILLED update.
+    let timeout = limits.metadata_timeout.min(ROUND_TRIP_BUDGET);
+    let (consumer, producer) = (
+        consumer_config(&task.consumer),
+        producer_config(&task.producer),
+    );
+    let (source, target) = std::thread::scope(|scope| {
+        let source = scope.spawn(|| measure_round_trip(&consumer, Side::Source, probe, timeout));
+        let target = measure_round_trip(&producer, Side::Target, probe, timeout);
+        (source.join().ok().flatten(), target)
+    });
+    // A cluster that does not answer yet gets LAN windows, as before there were any.
+    let rtt = RoundTrips {
+        source: source.unwrap_or_default(),
+        target: target.unwrap_or_default(),
+    };
+    let windows = Windows::for_round_trips(rtt);
+    limits.max_in_flight_bytes = limits
+        .max_in_flight_bytes
+        .max(usize::try_from(windows.in_flight_bytes).unwrap_or(usize::MAX));
+    limits.max_in_flight_records = limits
+        .max_in_flight_records
+        .max(usize::try_from(windows.in_flight_records).unwrap_or(usize::MAX));
+    tracing::info!(
+        source_rtt_ms = rtt.source.as_secs_f64() * 1000.0,
+        target_rtt_ms = rtt.target.as_secs_f64() * 1000.0,
+        fetch_max_bytes = windows.fetch_max_bytes,
+        prefetch_kbytes = windows.prefetch_kbytes,
+        in_flight_bytes = limits.max_in_flight_bytes,
+        in_flight_records = limits.max_in_flight_records,
+        "windows sized for the round trips"
+    );
+    (windows, limits)
+}
+
 /// A running engine.
 pub struct Engine {
     control: Arc<Control>,
@@ -106,6 +165,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Creates the clients, subscribes, and starts replicating on a thread of its own.
     pub fn start(task: TaskData, limits: Limits) -> Result<Engine, EngineError> {
+        let (windows, limits) = size_windows(&task, limits);
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -136,16 +196,17 @@ impl Engine {
         let drain_timeout = limits
             .revoke_drain_timeout
             .unwrap_or_else(|| session_timeout(&task.consumer));
-        let consumer: BaseConsumer<RebalanceContext> = consumer_config(&task.consumer)
-            .create_with_context(RebalanceContext {
-                shared: shared.clone(),
-                producer: producer.clone(),
-                drain_timeout,
-            })
-            .map_err(|source| EngineError::Config {
-                client: "consumer",
-                source: Box::new(source),
-            })?;
+        let consumer: BaseConsumer<RebalanceContext> =
+            consumer_config_for(&task.consumer, &windows)
+                .create_with_context(RebalanceContext {
+                    shared: shared.clone(),
+                    producer: producer.clone(),
+                    drain_timeout,
+                })
+                .map_err(|source| EngineError::Config {
+                    client: "consumer",
+                    source: Box::new(source),
+                })?;
         let subscription = match &task.topics {
             TopicSelection::List(names) => names.clone(),
             TopicSelection::Regex(pattern) => vec![TopicSelection::regex_subscription(pattern)],

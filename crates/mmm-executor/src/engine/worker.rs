@@ -37,6 +37,10 @@ pub(super) const DELIVERY_POLL_EVERY: u32 = 512;
 /// How often the loop checks the partitions' progress against consumer errors.
 pub(super) const STALL_CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// At most this many delivery events are served in one go (each holds one
+/// batch of reports), so that consuming goes on under a flood of them.
+const MAX_DELIVERY_EVENTS: usize = 1024;
+
 /// A topic's route plus the slot of each of its partitions.
 pub(super) struct TopicRoute {
     pub(super) source: String,
@@ -53,9 +57,37 @@ pub(super) struct Routes {
     pub(super) last: usize,
     /// The revoke generation the cached slot numbers belong to.
     pub(super) generation: u64,
+    /// Routes by the address of the consumer's topic handle, so that a record
+    /// needs neither its topic's name nor a lookup by name. librdkafka keeps a
+    /// handle while records of its topic can arrive, and a topic only goes
+    /// away through a rebalance, which clears these.
+    handles: Vec<(usize, usize)>,
+    last_handle: Option<(usize, usize)>,
 }
 
 impl Routes {
+    pub(super) fn by_handle(&mut self, handle: usize) -> Option<usize> {
+        if let Some((h, i)) = self.last_handle {
+            if h == handle {
+                return Some(i);
+            }
+        }
+        let (_, i) = *self.handles.iter().find(|(h, _)| *h == handle)?;
+        self.last_handle = Some((handle, i));
+        Some(i)
+    }
+
+    pub(super) fn remember_handle(&mut self, handle: usize, route: usize) {
+        self.handles.retain(|(h, _)| *h != handle);
+        self.handles.push((handle, route));
+        self.last_handle = Some((handle, route));
+    }
+
+    pub(super) fn forget_handles(&mut self) {
+        self.handles.clear();
+        self.last_handle = None;
+    }
+
     pub(super) fn find(&mut self, topic: &str) -> Option<usize> {
         if self.list.get(self.last).is_some_and(|r| r.source == topic) {
             return Some(self.last);
@@ -136,6 +168,7 @@ impl Worker {
         let mut since_delivery_poll = 0u32;
         let stall_timeout = Duration::from_millis(self.task.stall_timeout_ms);
         let mut next_stall_check = Instant::now() + STALL_CHECK_EVERY;
+        let mut routed_at_rebalance = 0u64;
         loop {
             if self.stop_requested() {
                 return Ok(());
@@ -151,6 +184,10 @@ impl Worker {
                     state.rebalances,
                 )
             };
+            if rebalances != routed_at_rebalance {
+                self.routes.forget_handles();
+                routed_at_rebalance = rebalances;
+            }
             let now = Instant::now();
             if now >= next_commit {
                 // Synchronous: one round trip per interval costs nothing at
@@ -222,7 +259,7 @@ impl Worker {
                     )?;
                     since_delivery_poll += 1;
                     if since_delivery_poll >= DELIVERY_POLL_EVERY {
-                        self.producer.poll(Duration::ZERO);
+                        drain_deliveries(&self.producer, &self.shared);
                         since_delivery_poll = 0;
                     }
                 }
@@ -394,6 +431,24 @@ impl Worker {
     }
 }
 
+/// Serves every delivery report that is ready, without waiting: one
+/// `poll` serves a single event (one batch), so it is repeated while events
+/// keep acknowledging records.
+pub(super) fn drain_deliveries(producer: &BaseProducer<DeliveryContext>, shared: &Shared) {
+    let mut in_flight = shared.lock().in_flight_records;
+    for _ in 0..MAX_DELIVERY_EVENTS {
+        if in_flight == 0 {
+            return;
+        }
+        producer.poll(Duration::ZERO);
+        let now = shared.lock().in_flight_records;
+        if now == in_flight {
+            return;
+        }
+        in_flight = now;
+    }
+}
+
 /// Hands one consumed record to the producer and tracks it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
@@ -405,7 +460,6 @@ pub(super) fn forward(
     routes: &mut Routes,
     message: &BorrowedMessage<'_>,
 ) -> Result<(), EngineError> {
-    let topic = message.topic();
     let partition = message.partition();
     let offset = message.offset();
     let generation = shared.generation.load(Ordering::Acquire);
@@ -416,20 +470,33 @@ pub(super) fn forward(
         }
         routes.generation = generation;
     }
-    let route_index = match routes.find(topic) {
+    // Only the address is used, never what it points to.
+    let handle = message.topic_ptr() as usize;
+    let route_index = match routes.by_handle(handle) {
         Some(i) => i,
         None => {
-            let route = target_topics::prepare(task, clusters, topic, limits.metadata_timeout)?;
-            routes.add(TopicRoute {
-                source: topic.to_owned(),
-                route,
-                slots: Vec::new(),
-            })
+            let topic = message.topic();
+            let i = match routes.find(topic) {
+                Some(i) => i,
+                None => {
+                    let route =
+                        target_topics::prepare(task, clusters, topic, limits.metadata_timeout)?;
+                    routes.add(TopicRoute {
+                        source: topic.to_owned(),
+                        route,
+                        slots: Vec::new(),
+                    })
+                }
+            };
+            routes.remember_handle(handle, i);
+            i
         }
     };
     if partition >= routes.list[route_index].route.source_partitions {
         // The source topic grew: the target grows with it before anything
         // is routed to a partition it may not have.
+        let topic = routes.list[route_index].source.clone();
+        let topic = topic.as_str();
         tracing::info!(topic, partition, "source topic has new partitions");
         routes.list[route_index].route =
             target_topics::prepare(task, clusters, topic, limits.metadata_timeout)?;
@@ -444,6 +511,7 @@ pub(super) fn forward(
         }
     }
     let entry = &mut routes.list[route_index];
+    let topic = entry.source.as_str();
     let tracking_error = |reason: String| EngineError::Tracking {
         topic: topic.to_owned(),
         partition,

@@ -1,0 +1,305 @@
+//! Window sizes from the bandwidth-delay product.
+//!
+//! Across a long link the executor's throughput is at most window ÷ round trip for each of its
+//! windows: the consumer's fetch (one outstanding per source broker), its prefetch queue, and the
+//! records and bytes the engine keeps in flight to the target. The executor measures the round
+//! trip to each cluster before it creates its clients (the fastest of a few metadata requests)
+//! and sizes every window for [`RATE_GOAL`] at that round trip:
+//!
+//! ```text
+//! bdp(rtt)                   = RATE_GOAL × rtt
+//! fetch.max.bytes            = clamp(bdp(source), 2 MiB, 64 MiB)
+//! max.partition.fetch.bytes  = max(1 MiB, fetch.max.bytes / 2)
+//! queued.max.messages.kbytes = max(4 MiB, 2 × fetch.max.bytes) / 1024
+//! in-flight bytes            = clamp(2 × bdp(target), 8 MiB, 64 MiB)
+//! in-flight records          = clamp(in-flight bytes / 256, 20,000, 200,000)
+//! ```
+//!
+//! Both clusters are timed at once, within 2 s for the first answer (connection included, about
+//! four round trips): a cluster that is down, or farther than about 400 ms, keeps the LAN windows
+//! rather than hold up the launch.
+//!
+//! At a round trip of a millisecond or less every window keeps its LAN size, so memory stays as
+//! measured on a LAN; the largest windows (from about 250 ms) add about 200 MB. Properties the task
+//! sets win over these sizes. Socket buffers are left to the kernel: an explicit
+//! `socket.receive.buffer.bytes` is capped by `net.core.rmem_max` and turns off the kernel's own
+//! tuning, which already grows to `net.ipv4.tcp_rmem`'s maximum.
+//!
+//! The producer's `max.in.flight.requests.per.connection`: with idempotence on, librdkafka keeps
+//! each partition's order with up to 5 requests in flight, so a lower value (the original
+//! framework's producer file asks for 1, for ordering) only costs a round trip per request and is
+//! raised to 5. Without idempotence the task's value is kept: there it is what keeps the order.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::client::Client;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::{ClientConfig, ClientContext};
+
+/// The payload rate each window is sized for, in bytes per second: above what one executor moves
+/// on a LAN (about 75 MB/s of 200-byte records on 2 cores).
+pub const RATE_GOAL: u64 = 128 * 1024 * 1024;
+
+const MIB: u64 = 1024 * 1024;
+const FETCH_MIN: u64 = 2 * MIB;
+const FETCH_MAX: u64 = 64 * MIB;
+const PARTITION_FETCH_MIN: u64 = MIB;
+const PREFETCH_MIN: u64 = 4 * MIB;
+const IN_FLIGHT_BYTES_MIN: u64 = 8 * MIB;
+const IN_FLIGHT_BYTES_MAX: u64 = 64 * MIB;
+const IN_FLIGHT_RECORDS_MIN: u64 = 20_000;
+/// The producer's queue (`queue.buffering.max.messages`) holds this many.
+const IN_FLIGHT_RECORDS_MAX: u64 = 200_000;
+/// The in-flight records window assumes records of at least this many bytes.
+const RECORD_BYTES_FOR_COUNT: u64 = 256;
+/// Requests in flight per connection that idempotence keeps in order.
+pub const IDEMPOTENT_IN_FLIGHT: u32 = 5;
+/// Metadata requests timed after the connection is up; the fastest one counts.
+const PROBES: usize = 3;
+
+/// The round trips the windows are sized for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoundTrips {
+    /// To the source cluster (the consumer's windows).
+    pub source: Duration,
+    /// To the target cluster (the producer's windows).
+    pub target: Duration,
+}
+
+/// The sizes of every window, for one pair of round trips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    /// `fetch.max.bytes`.
+    pub fetch_max_bytes: u64,
+    /// `max.partition.fetch.bytes`.
+    pub partition_fetch_bytes: u64,
+    /// `queued.max.messages.kbytes`.
+    pub prefetch_kbytes: u64,
+    /// The engine's bound on key and value bytes in flight to the target.
+    pub in_flight_bytes: u64,
+    /// The engine's bound on records in flight to the target.
+    pub in_flight_records: u64,
+}
+
+fn bdp(rate: u64, rtt: Duration) -> u64 {
+    (rate as f64 * rtt.as_secs_f64()) as u64
+}
+
+impl Windows {
+    /// The windows for these round trips (see the module's formula).
+    pub fn for_round_trips(rtt: RoundTrips) -> Windows {
+        let fetch = bdp(RATE_GOAL, rtt.source).clamp(FETCH_MIN, FETCH_MAX);
+        let in_flight_bytes =
+            (2 * bdp(RATE_GOAL, rtt.target)).clamp(IN_FLIGHT_BYTES_MIN, IN_FLIGHT_BYTES_MAX);
+        let in_flight_records = (2 * bdp(RATE_GOAL, rtt.target) / RECORD_BYTES_FOR_COUNT)
+            .clamp(IN_FLIGHT_RECORDS_MIN, IN_FLIGHT_RECORDS_MAX);
+        Windows {
+            fetch_max_bytes: fetch,
+            partition_fetch_bytes: (fetch / 2).max(PARTITION_FETCH_MIN),
+            prefetch_kbytes: (2 * fetch).max(PREFETCH_MIN) / 1024,
+            in_flight_bytes,
+            in_flight_records,
+        }
+    }
+
+    /// The consumer properties these windows set.
+    pub fn consumer_properties(&self) -> [(&'static str, String); 3] {
+        [
+            ("fetch.max.bytes", self.fetch_max_bytes.to_string()),
+            (
+                "max.partition.fetch.bytes",
+                self.partition_fetch_bytes.to_string(),
+            ),
+            (
+                "queued.max.messages.kbytes",
+                self.prefetch_kbytes.to_string(),
+            ),
+        ]
+    }
+}
+
+impl Default for Windows {
+    /// The LAN windows (round trips of zero).
+    fn default() -> Self {
+        Windows::for_round_trips(RoundTrips::default())
+    }
+}
+
+/// Whether a producer configuration has idempotence on.
+fn idempotent(config: &ClientConfig) -> bool {
+    config
+        .get("enable.idempotence")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// Raises a producer's requests in flight per connection to 5 when idempotence keeps the order
+/// anyway; returns the value it replaced.
+pub fn raise_in_flight_requests(config: &mut ClientConfig) -> Option<String> {
+    if !idempotent(config) {
+        return None;
+    }
+    let mut replaced = None;
+    for key in ["max.in.flight.requests.per.connection", "max.in.flight"] {
+        let Some(value) = config.get(key).map(str::to_owned) else {
+            continue;
+        };
+        if value
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|n| n < IDEMPOTENT_IN_FLIGHT)
+        {
+            config.set(key, IDEMPOTENT_IN_FLIGHT.to_string());
+            replaced = Some(value);
+        }
+    }
+    replaced
+}
+
+/// Which client a configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The source cluster's consumer.
+    Source,
+    /// The target cluster's producer.
+    Target,
+}
+
+/// The round trip to the cluster of `config`: the fastest of a few metadata requests for
+/// `probe_topic` once connected. `None` when the cluster does not answer within `timeout`.
+pub fn measure_round_trip(
+    config: &ClientConfig,
+    side: Side,
+    probe_topic: &str,
+    timeout: Duration,
+) -> Option<Duration> {
+    let mut config = config.clone();
+    // Only the connection settings matter: the probe joins no group and creates no topic.
+    config.remove("group.id");
+    config.set("allow.auto.create.topics", "false");
+    let created = match side {
+        Side::Source => config
+            .create::<BaseConsumer>()
+            .map(|c| time_metadata(c.client(), probe_topic, timeout)),
+        Side::Target => config
+            .create::<BaseProducer>()
+            .map(|p| time_metadata(p.client(), probe_topic, timeout)),
+    };
+    match created {
+        Ok(rtt) => rtt,
+        Err(err) => {
+            tracing::warn!(error = %err, "no client to measure the round trip with");
+            None
+        }
+    }
+}
+
+fn time_metadata<C: ClientContext>(
+    client: &Client<C>,
+    probe_topic: &str,
+    timeout: Duration,
+) -> Option<Duration> {
+    // The first request also pays for the connection and its handshake.
+    if let Err(err) = client.fetch_metadata(Some(probe_topic), timeout) {
+        tracing::warn!(error = %err, "the cluster did not answer a metadata request");
+        return None;
+    }
+    (0..PROBES)
+        .filter_map(|_| {
+            let start = Instant::now();
+            client
+                .fetch_metadata(Some(probe_topic), timeout)
+                .ok()
+                .map(|_| start.elapsed())
+        })
+        .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn lan_windows_are_the_measured_lan_defaults() {
+        let w = Windows::default();
+        assert_eq!(w.fetch_max_bytes, 2_097_152);
+        assert_eq!(w.partition_fetch_bytes, 1_048_576);
+        assert_eq!(w.prefetch_kbytes, 4096);
+        assert_eq!(w.in_flight_bytes, 8 * 1024 * 1024);
+        assert_eq!(w.in_flight_records, 20_000);
+        assert_eq!(
+            Windows::for_round_trips(RoundTrips {
+                source: ms(1),
+                target: ms(1)
+            }),
+            w,
+            "a millisecond is still a LAN"
+        );
+    }
+
+    #[test]
+    fn windows_grow_with_the_round_trip_and_stay_bounded() {
+        let at = |n| {
+            Windows::for_round_trips(RoundTrips {
+                source: ms(n),
+                target: ms(n),
+            })
+        };
+        let w100 = at(100);
+        // 128 MiB/s × 0.1 s.
+        assert_eq!(w100.fetch_max_bytes, 13_421_772);
+        assert_eq!(w100.prefetch_kbytes, 2 * 13_421_772 / 1024);
+        assert_eq!(w100.in_flight_bytes, 2 * 13_421_772);
+        assert_eq!(w100.in_flight_records, 2 * 13_421_772 / 256);
+        let w150 = at(150);
+        assert!(w150.fetch_max_bytes > w100.fetch_max_bytes);
+        assert!(w150.in_flight_bytes > w100.in_flight_bytes);
+        let huge = at(60_000);
+        assert_eq!(huge.fetch_max_bytes, 64 * 1024 * 1024);
+        assert_eq!(huge.in_flight_bytes, 64 * 1024 * 1024);
+        assert_eq!(huge.in_flight_records, 200_000);
+    }
+
+    #[test]
+    fn the_two_sides_are_sized_apart() {
+        let w = Windows::for_round_trips(RoundTrips {
+            source: ms(100),
+            target: Duration::ZERO,
+        });
+        assert_eq!(w.fetch_max_bytes, 13_421_772);
+        assert_eq!(w.in_flight_bytes, 8 * 1024 * 1024);
+    }
+
+    #[test]
+    fn in_flight_requests_rise_to_five_only_with_idempotence() {
+        let mut plain = ClientConfig::new();
+        plain.set("max.in.flight.requests.per.connection", "1");
+        assert_eq!(raise_in_flight_requests(&mut plain), None);
+        assert_eq!(
+            plain.get("max.in.flight.requests.per.connection"),
+            Some("1")
+        );
+
+        let mut idempotent = ClientConfig::new();
+        idempotent.set("enable.idempotence", "true");
+        idempotent.set("max.in.flight.requests.per.connection", "1");
+        assert_eq!(
+            raise_in_flight_requests(&mut idempotent).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            idempotent.get("max.in.flight.requests.per.connection"),
+            Some("5")
+        );
+
+        let mut already = ClientConfig::new();
+        already.set("enable.idempotence", "true");
+        already.set("max.in.flight", "5");
+        assert_eq!(raise_in_flight_requests(&mut already), None);
+        assert_eq!(already.get("max.in.flight"), Some("5"));
+    }
+}
