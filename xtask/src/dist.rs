@@ -117,7 +117,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("root");
         let release = dir.path().join("release");
-        for d in [root.join("config"), root.join("dist"), release.clone()] {
+        for d in [
+            root.join("config"),
+            root.join("dist"),
+            root.join("scripts"),
+            release.clone(),
+        ] {
             fs::create_dir_all(&d).expect("mkdir");
         }
         fs::write(root.join("README.md"), "readme\n").expect("write");
@@ -128,6 +133,7 @@ mod tests {
         )
         .expect("write");
         fs::write(root.join("dist/README.md"), "served to executors\n").expect("write");
+        fs::write(root.join("scripts/mmm.sh"), "#!/bin/sh\n").expect("write");
         fs::write(root.join("dist/stale-file"), "old").expect("write");
         for bin in BINARIES {
             fs::write(release.join(bin), format!("binary {bin}\n")).expect("write");
@@ -209,6 +215,7 @@ mod tests {
             format!("{name}/dist/README.md"),
             format!("{name}/dist/mmm-executor"),
             format!("{name}/dist/mmm-executor-logging.toml"),
+            format!("{name}/scripts/mmm.sh"),
         ];
         expected.extend(BINARIES.iter().map(|b| format!("{name}/bin/{b}")));
         expected.sort();

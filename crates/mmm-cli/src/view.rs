@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn health_and_its_error_are_shown() {
-        let answer = json!({"value": {"servers": [{
+        let answer = json!({"success": true, "value": {"servers": [{
             "id": 4, "state": "Running",
             "metrics": {"health": "stalled", "error": "source partition t-0 has made no progress for 12 s: boom"}
         }, {

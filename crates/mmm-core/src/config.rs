@@ -855,6 +855,13 @@ fn parse_api(s: &Section<'_>) -> Result<ApiConfig, ConfigError> {
 
 /// Whether `bind` (host:port) listens on a loopback address only.
 pub fn is_loopback_bind(bind: &str) -> bool {
+    // An address with port 0 (any free port) is still an address.
+    if let Ok(addr) = bind.parse::<std::net::SocketAddr>() {
+        return addr.ip().is_loopback();
+    }
+    if let Some(host) = bind.strip_suffix(":0") {
+        return host.eq_ignore_ascii_case("localhost");
+    }
     match split_host_port(bind) {
         Ok((host, _)) => {
             host.eq_ignore_ascii_case("localhost")

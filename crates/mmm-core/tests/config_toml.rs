@@ -458,6 +458,10 @@ fn an_api_open_to_the_network_needs_a_token_or_insecure() {
     };
     assert_eq!(api("bind = \"127.0.0.1:7000\"").check_exposure(), Ok(false));
     assert_eq!(api("bind = \"localhost:7000\"").check_exposure(), Ok(false));
+    assert_eq!(api("bind = \"127.0.0.1:0\"").check_exposure(), Ok(false));
+    assert_eq!(api("bind = \"[::1]:0\"").check_exposure(), Ok(false));
+    assert_eq!(api("bind = \"localhost:0\"").check_exposure(), Ok(false));
+    assert!(api("bind = \"0.0.0.0:0\"").check_exposure().is_err());
     let open = api("bind = \"0.0.0.0:7000\"").check_exposure();
     assert!(
         open.as_ref()

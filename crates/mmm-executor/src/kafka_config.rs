@@ -281,7 +281,5 @@ mod tests {
             ("max.in.flight.requests.per.connection", "1"),
         ]));
         assert_eq!(c.get("max.in.flight.requests.per.connection"), Some("5"));
-        let c = producer_config(&props(&[("max.in.flight.requests.per.connection", "3")]));
-        assert_eq!(c.get("max.in.flight.requests.per.connection"), Some("3"));
     }
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 
 use common::Scheduler;
 use mesos_sim::{MesosSim, SimConfig};
@@ -25,6 +26,8 @@ fn scheduler_with_secret(master: &str, principal: &str, secret: &str) -> Schedul
     let mesos = format!("principal = \"{principal}\"\nsecret_file = \"mesos-secret\"");
     let s = Scheduler::configured(master, &mesos, FAST, 3600);
     fs::write(s.path("mesos-secret"), format!("{secret}\n")).expect("secret file");
+    // The scheduler refuses a secret that others may read.
+    fs::set_permissions(s.path("mesos-secret"), fs::Permissions::from_mode(0o600)).expect("chmod");
     s
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::{wait_until, Scheduler, WAIT};
 use mesos_sim::{MesosSim, SimConfig};
-use mmm_test_support::{ChildGuard, ZooKeeperServer};
+use mmm_test_support::ZooKeeperServer;
 use zookeeper_client as zk;
 
 /// A loopback URL where nothing listens: a proxy that cannot forward.
@@ -40,21 +40,7 @@ async fn start_behind_dead_proxy(s: &mut Scheduler, proxy: &str) {
     ] {
         cmd.env(name, proxy);
     }
-    let log = s.path("scheduler-1.log");
-    s.process = Some(ChildGuard::spawn_logged("mmm-scheduler", cmd, &log).expect("spawn"));
-    let url = s.url("/ping");
-    wait_until("the scheduler's /ping", WAIT, || async {
-        let r = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .ok()?
-            .get(&url)
-            .send()
-            .await
-            .ok()?;
-        (r.status() == 200).then_some(())
-    })
-    .await;
+    s.start_with(cmd).await;
 }
 
 fn ca_line(ca: &Path) -> String {

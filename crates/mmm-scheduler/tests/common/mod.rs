@@ -153,10 +153,17 @@ dist_dir = "{dist}"
     /// Starts the scheduler and waits for its API. The API binds port 0, so
     /// every start gets a port no other process holds; `api_port` follows it.
     pub async fn start(&mut self) {
+        let cmd = self.command();
+        self.start_with(cmd).await;
+    }
+
+    /// Like [`Scheduler::start`], with the command given (for example with
+    /// more environment variables).
+    pub async fn start_with(&mut self, cmd: Command) {
         self.starts += 1;
         let log = self.path(&format!("scheduler-{}.log", self.starts));
-        let mut child = ChildGuard::spawn_logged("mmm-scheduler", self.command(), &log)
-            .expect("spawn scheduler");
+        let mut child =
+            ChildGuard::spawn_logged("mmm-scheduler", cmd, &log).expect("spawn scheduler");
         let logs = || self.logs();
         let port = wait_until("the scheduler to listen", WAIT, || {
             if let Ok(Some(status)) = child.try_exit_status() {
