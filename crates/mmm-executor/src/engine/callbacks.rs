@@ -137,15 +137,9 @@ impl ClientContext for RebalanceContext {
                 if *id < 0 || !p.desired {
                     continue;
                 }
-                // read_committed: records past the last stable offset cannot be read yet.
-                let end = if p.ls_offset >= 0 {
-                    p.ls_offset
-                } else {
-                    p.hi_offset
-                };
-                if end < 0 {
+                let Some(end) = readable_end(p.ls_offset, p.hi_offset) else {
                     continue;
-                }
+                };
                 let position = if p.app_offset >= 0 {
                     p.app_offset
                 } else {
@@ -154,13 +148,8 @@ impl ClientContext for RebalanceContext {
                 if position >= end {
                     caught_up.insert((name.clone(), *id));
                 }
-                let committed = if p.committed_offset >= 0 {
-                    p.committed_offset
-                } else {
-                    p.lo_offset
-                };
-                if committed >= 0 {
-                    lag.insert(format!("{name}-{id}"), (end - committed).max(0));
+                if let Some(lag_records) = committed_lag(end, p.committed_offset, p.lo_offset) {
+                    lag.insert(format!("{name}-{id}"), lag_records);
                 }
             }
         }
@@ -261,5 +250,44 @@ impl ConsumerContext for RebalanceContext {
                 }
             }
         }
+    }
+}
+
+/// The end of what the consumer may read: under read_committed, records past
+/// the last stable offset cannot be read yet, so the lag counts to it.
+fn readable_end(last_stable: i64, high_watermark: i64) -> Option<i64> {
+    let end = if last_stable >= 0 {
+        last_stable
+    } else {
+        high_watermark
+    };
+    (end >= 0).then_some(end)
+}
+
+/// The committed lag: what a restart would read again or for the first
+/// time, counted from the committed offset (the log start when the group
+/// has committed nothing), never below zero.
+fn committed_lag(end: i64, committed: i64, log_start: i64) -> Option<i64> {
+    let from = if committed >= 0 { committed } else { log_start };
+    (from >= 0).then(|| (end - from).max(0))
+}
+
+#[cfg(test)]
+mod lag_tests {
+    use super::{committed_lag, readable_end};
+
+    #[test]
+    fn lag_counts_from_the_committed_offset_to_the_last_stable_offset() {
+        // An open transaction holds the last stable offset below the high
+        // watermark: its records are not lag yet.
+        assert_eq!(readable_end(90, 100), Some(90));
+        assert_eq!(readable_end(-1, 100), Some(100));
+        assert_eq!(readable_end(-1, -1), None);
+        assert_eq!(committed_lag(90, 40, 0), Some(50));
+        // Nothing committed: everything from the log start.
+        assert_eq!(committed_lag(90, -1001, 10), Some(80));
+        // A commit past the end (the watermark cache is older) is no lag.
+        assert_eq!(committed_lag(90, 95, 0), Some(0));
+        assert_eq!(committed_lag(90, -1, -1), None);
     }
 }

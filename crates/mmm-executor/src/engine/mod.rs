@@ -309,3 +309,19 @@ impl Drop for Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod session_timeout_tests {
+    use super::session_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn revoke_waits_up_to_the_groups_session_timeout() {
+        let mut props = mmm_core::task_data::Properties::new();
+        assert_eq!(session_timeout(&props), Duration::from_secs(45));
+        props.insert("session.timeout.ms".into(), "6000".into());
+        assert_eq!(session_timeout(&props), Duration::from_millis(6000));
+        props.insert("session.timeout.ms".into(), "soon".into());
+        assert_eq!(session_timeout(&props), Duration::from_secs(45));
+    }
+}
