@@ -318,6 +318,11 @@ impl Harness {
                                 other_id
                             );
                         }
+                        prop_assert!(
+                            !self.tasks.contains_key(&id),
+                            "task id {} launched twice",
+                            id
+                        );
                         let data = TaskData::from_json(
                             task.data.as_ref().map(|d| d.as_ref()).unwrap_or(b""),
                         )
@@ -464,4 +469,45 @@ proptest! {
         };
         prop_assert_eq!(run(&ops), run(&ops));
     }
+}
+
+/// Found by CI: a scheduler restarted with the seed of the first run
+/// handed out that run's task ids again, so a replayed TASK_FAILED of the
+/// old task ended the new one and server 2 was launched twice.
+#[test]
+fn a_restart_with_the_same_seed_reuses_no_task_id() -> Result<(), TestCaseError> {
+    let u = |pick, state| Op::Update {
+        pick,
+        state,
+        uuid: false,
+    };
+    let ops = vec![
+        Op::Offers(vec![(0, 0)]),
+        Op::Offers(vec![(0, 0)]),
+        Op::Offers(vec![(12, 320)]),
+        u(0, 0),
+        Op::Restart,
+        u(0, 0),
+        u(0, 0),
+        u(44, 5),
+        Op::Stop(vec![1]),
+        u(0, 0),
+        u(0, 0),
+        u(0, 0),
+        u(187, 5),
+        u(0, 0),
+        Op::Tick(929),
+        Op::Offers(vec![(6, 160)]),
+        Op::Replay(124),
+        Op::Tick(1346),
+        Op::Offers(vec![(6, 160)]),
+    ];
+    let mut h = Harness::new();
+    h.step(Op::Subscribe)?;
+    h.step(Op::Add(2))?;
+    for op in ops {
+        h.step(op)?;
+    }
+    prop_assert!(h.tasks.len() >= 3, "the failed servers were relaunched");
+    Ok(())
 }

@@ -76,10 +76,15 @@ impl Scheduler {
     /// A scheduler over `cluster` (fresh or restored); `seed` makes its ids
     /// and jitter reproducible.
     pub fn new(settings: Settings, cluster: Cluster, seed: u64) -> Self {
+        // A restarted scheduler given the seed of an earlier run must not
+        // hand out that run's task ids again: Mesos would take a stale
+        // status of the old task for the new one. The stored snapshot
+        // names every launch so far, so it makes the stream differ.
+        let rng = SplitMix64::new(seed ^ fingerprint(&cluster));
         Scheduler {
             settings,
             cluster,
-            rng: SplitMix64::new(seed),
+            rng,
             subscribed: false,
             offers_suppressed: None,
             awaiting_reconcile: BTreeMap::new(),
@@ -346,3 +351,13 @@ const MAX_REMEMBERED_EXITS: usize = 1024;
 
 #[cfg(test)]
 mod tests;
+
+/// FNV-1a over the snapshot's JSON: equal snapshots, equal fingerprints.
+fn fingerprint(cluster: &Cluster) -> u64 {
+    cluster
+        .to_json()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
