@@ -10,7 +10,10 @@ use toml::{Table, Value};
 
 use crate::constraints::{Constraint, Pattern};
 use crate::properties::{Properties, PropertiesError};
-use crate::task_data::DEFAULT_STALL_TIMEOUT_MS;
+use crate::task_data::{
+    GroupSelection, DEFAULT_OFFSET_SYNC_TOPIC, DEFAULT_STALL_TIMEOUT_MS,
+    DEFAULT_SYNC_GROUPS_INTERVAL_MS,
+};
 
 /// The validated scheduler configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +124,19 @@ pub struct MirrorConfig {
     pub replication_factor: Option<u16>,
     /// `stall_timeout_ms` [300000]: a partition stuck on a persistent error this long fails the task.
     pub stall_timeout_ms: u64,
+    /// `provenance` [true]: mark mirrored records with their origin cluster
+    /// and never mirror a record back to the cluster it came from.
+    pub provenance: bool,
+    /// `source_cluster_alias` [the source's cluster id]: the origin name written.
+    pub source_cluster_alias: Option<String>,
+    /// `offset_sync_topic` [mmm-offset-syncs]: compacted target topic of the
+    /// offset mapping; "" writes none.
+    pub offset_sync_topic: String,
+    /// `sync_groups` [none]: consumer groups whose offsets are translated to
+    /// the target; an array of ids or a regex string.
+    pub sync_groups: GroupSelection,
+    /// `sync_groups_interval_ms` [10000]: how often groups are synced.
+    pub sync_groups_interval_ms: u64,
 }
 
 /// `[executor]`.
@@ -326,6 +342,11 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "mem",
             "replication_factor",
             "stall_timeout_ms",
+            "provenance",
+            "source_cluster_alias",
+            "offset_sync_topic",
+            "sync_groups",
+            "sync_groups_interval_ms",
         ],
     ),
     ("storage", &["path", "zk_auth_file"]),
@@ -696,6 +717,11 @@ impl MirrorConfig {
             mem: DEFAULT_MEM,
             replication_factor: None,
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
+            provenance: true,
+            source_cluster_alias: None,
+            offset_sync_topic: DEFAULT_OFFSET_SYNC_TOPIC.to_owned(),
+            sync_groups: GroupSelection::None,
+            sync_groups_interval_ms: DEFAULT_SYNC_GROUPS_INTERVAL_MS,
         }
     }
 }
@@ -990,7 +1016,67 @@ fn parse_mirror(s: &Section<'_>) -> Result<MirrorConfig, ConfigError> {
             }
         },
         stall_timeout_ms: s.positive_u64("stall_timeout_ms", DEFAULT_STALL_TIMEOUT_MS)?,
+        provenance: s.bool("provenance", true)?,
+        source_cluster_alias: match s.string("source_cluster_alias")? {
+            None => None,
+            Some(alias) => match crate::task_data::cluster_alias_problem(&alias) {
+                Some(problem) => return Err(s.invalid("source_cluster_alias", problem)),
+                None => Some(alias),
+            },
+        },
+        offset_sync_topic: match s.string("offset_sync_topic")? {
+            None => DEFAULT_OFFSET_SYNC_TOPIC.to_owned(),
+            Some(t) if t.is_empty() || valid_topic_name(&t) => t,
+            Some(t) => {
+                return Err(s.invalid(
+                    "offset_sync_topic",
+                    format!("{t:?} is not a topic name (1 to 249 of a-z A-Z 0-9 . _ -)"),
+                ))
+            }
+        },
+        sync_groups: parse_sync_groups(s, partitioning)?,
+        sync_groups_interval_ms: s
+            .positive_u64("sync_groups_interval_ms", DEFAULT_SYNC_GROUPS_INTERVAL_MS)?,
     })
+}
+
+/// `sync_groups`: an array of group ids, or one regex string.
+fn parse_sync_groups(
+    s: &Section<'_>,
+    partitioning: Partitioning,
+) -> Result<GroupSelection, ConfigError> {
+    let groups = match s.get("sync_groups") {
+        None => return Ok(GroupSelection::None),
+        Some(Value::String(pattern)) => {
+            if pattern.is_empty() {
+                return Err(s.invalid("sync_groups", "the pattern must not be empty"));
+            }
+            Pattern::new(pattern)
+                .map_err(|e| s.invalid("sync_groups", format!("invalid regex: {e}")))?;
+            GroupSelection::Regex(pattern.clone())
+        }
+        Some(Value::Array(_)) => {
+            let names = s.strings("sync_groups")?.unwrap_or_default();
+            if names.iter().any(|n| n.trim().is_empty()) {
+                return Err(s.invalid("sync_groups", "a group id cannot be empty"));
+            }
+            GroupSelection::List(names)
+        }
+        Some(other) => {
+            return Err(s.wrong(
+                "sync_groups",
+                "an array of group ids or a regex string",
+                other,
+            ))
+        }
+    };
+    if !groups.is_none() && partitioning != Partitioning::Preserve {
+        return Err(s.invalid(
+            "sync_groups",
+            "offsets translate only with partitioning = \"preserve\"",
+        ));
+    }
+    Ok(groups)
 }
 
 fn parse_tuning(s: &Section<'_>) -> Result<SchedulerTuning, ConfigError> {

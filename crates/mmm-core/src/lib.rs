@@ -12,6 +12,7 @@ pub mod kafka_props;
 pub mod model;
 pub mod properties;
 pub mod property_allowlist;
+pub mod replication_report;
 pub mod rest;
 pub mod scheduler;
 pub mod task_data;

@@ -22,6 +22,16 @@ pub const DEFAULT_OFFSET_COMMIT_INTERVAL_MS: u64 = 60_000;
 /// The default of `stall_timeout_ms`: five minutes.
 pub const DEFAULT_STALL_TIMEOUT_MS: u64 = 300_000;
 
+/// The default of `offset_sync_topic`: the compacted topic on the target
+/// that holds the source → target offset mapping.
+pub const DEFAULT_OFFSET_SYNC_TOPIC: &str = "mmm-offset-syncs";
+
+/// The default of `sync_groups_interval_ms`: ten seconds.
+pub const DEFAULT_SYNC_GROUPS_INTERVAL_MS: u64 = 10_000;
+
+/// The record header naming the cluster a record was first produced on.
+pub const PROVENANCE_HEADER: &str = "mmm-provenance";
+
 /// Kafka's largest replication factor (an INT16 on the wire).
 const MAX_REPLICATION_FACTOR: u64 = 32_767;
 
@@ -72,6 +82,70 @@ impl TopicSelection {
     }
 }
 
+/// Which consumer groups' committed offsets are translated to the target:
+/// the document's `sync_groups`, an array of names or one regex (a string)
+/// that must match the whole group id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum GroupSelection {
+    /// No group is synced.
+    #[default]
+    None,
+    /// These groups.
+    List(Vec<String>),
+    /// Every group whose whole id matches the pattern.
+    Regex(String),
+}
+
+impl GroupSelection {
+    /// Whether no group is selected.
+    pub fn is_none(&self) -> bool {
+        match self {
+            GroupSelection::None => true,
+            GroupSelection::List(names) => names.is_empty(),
+            GroupSelection::Regex(_) => false,
+        }
+    }
+
+    /// A matcher for group ids; `None` when the pattern does not compile
+    /// (validation refuses such a document first).
+    pub fn matcher(&self) -> Option<GroupMatcher> {
+        match self {
+            GroupSelection::None => Some(GroupMatcher::Names(Vec::new())),
+            GroupSelection::List(names) => Some(GroupMatcher::Names(names.clone())),
+            GroupSelection::Regex(p) => Regex::new(&format!("^(?:{p})$"))
+                .ok()
+                .map(GroupMatcher::Regex),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            GroupSelection::None => Value::Null,
+            GroupSelection::List(names) => Value::from(names.clone()),
+            GroupSelection::Regex(p) => Value::from(p.clone()),
+        }
+    }
+}
+
+/// A compiled [`GroupSelection`].
+#[derive(Debug, Clone)]
+pub enum GroupMatcher {
+    /// Exactly these ids.
+    Names(Vec<String>),
+    /// Ids matching this anchored pattern.
+    Regex(Regex),
+}
+
+impl GroupMatcher {
+    /// Whether `group` is selected.
+    pub fn matches(&self, group: &str) -> bool {
+        match self {
+            GroupMatcher::Names(names) => names.iter().any(|n| n == group),
+            GroupMatcher::Regex(r) => r.is_match(group),
+        }
+    }
+}
+
 /// A validated `TaskInfo.data` document.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TaskData {
@@ -100,6 +174,19 @@ pub struct TaskData {
     /// How long a partition may make no progress because of a persistent
     /// error before the task fails.
     pub stall_timeout_ms: u64,
+    /// Whether mirrored records carry the [`PROVENANCE_HEADER`] and records
+    /// that originate on the target cluster are not mirrored back.
+    pub provenance: bool,
+    /// The name of the source cluster in provenance headers and offset
+    /// syncs; `None`: the cluster id from the source's metadata.
+    pub source_cluster_alias: Option<String>,
+    /// The compacted target topic that receives offset syncs; empty: none
+    /// are written.
+    pub offset_sync_topic: String,
+    /// The consumer groups whose source offsets are translated to the target.
+    pub sync_groups: GroupSelection,
+    /// How often the selected groups are synced.
+    pub sync_groups_interval_ms: u64,
 }
 
 impl std::fmt::Debug for TaskData {
@@ -117,6 +204,13 @@ impl std::fmt::Debug for TaskData {
             .field("target_topic_prefix", &self.target_topic_prefix)
             .field("target_topic_suffix", &self.target_topic_suffix)
             .field("create_topics", &self.create_topics)
+            .field("replication_factor", &self.replication_factor)
+            .field("stall_timeout_ms", &self.stall_timeout_ms)
+            .field("provenance", &self.provenance)
+            .field("source_cluster_alias", &self.source_cluster_alias)
+            .field("offset_sync_topic", &self.offset_sync_topic)
+            .field("sync_groups", &self.sync_groups)
+            .field("sync_groups_interval_ms", &self.sync_groups_interval_ms)
             .finish()
     }
 }
@@ -229,6 +323,14 @@ pub enum TaskDataError {
         /// The key.
         key: &'static str,
     },
+    /// A key's value breaks a rule of its own.
+    #[error("task data key `{key}` is invalid: {reason}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -286,6 +388,20 @@ fn properties(section: &'static str, v: &Value) -> Result<Properties, TaskDataEr
         .collect()
 }
 
+/// What is wrong with a cluster alias, if anything: it goes into record
+/// headers and offset-sync keys, so it is short printable text.
+pub fn cluster_alias_problem(alias: &str) -> Option<&'static str> {
+    if alias.trim().is_empty() {
+        Some("a cluster alias cannot be empty")
+    } else if alias.len() > 249 {
+        Some("longer than 249 characters")
+    } else if alias.chars().any(|c| c.is_control() || c == '/') {
+        Some("may not hold control characters or '/'")
+    } else {
+        None
+    }
+}
+
 /// Kafka's topic name rule: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
 fn check_topic_name(key: &str, name: &str, allow_empty: bool) -> Result<(), TaskDataError> {
     let invalid = |reason| TaskDataError::InvalidTopicName {
@@ -334,6 +450,11 @@ impl TaskData {
             create_topics: true,
             replication_factor: None,
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
+            provenance: true,
+            source_cluster_alias: None,
+            offset_sync_topic: DEFAULT_OFFSET_SYNC_TOPIC.to_owned(),
+            sync_groups: GroupSelection::None,
+            sync_groups_interval_ms: DEFAULT_SYNC_GROUPS_INTERVAL_MS,
         }
     }
 
@@ -422,6 +543,41 @@ impl TaskData {
             Some(v) => as_u64("stall_timeout_ms", v)?,
             None => DEFAULT_STALL_TIMEOUT_MS,
         };
+        let provenance = match field(doc, "provenance") {
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| wrong_type("provenance", "a boolean", v))?,
+            None => true,
+        };
+        let source_cluster_alias = field(doc, "source_cluster_alias")
+            .map(|v| as_string("source_cluster_alias", v))
+            .transpose()?;
+        let offset_sync_topic = match field(doc, "offset_sync_topic") {
+            Some(v) => as_string("offset_sync_topic", v)?,
+            None => DEFAULT_OFFSET_SYNC_TOPIC.to_owned(),
+        };
+        let sync_groups = match field(doc, "sync_groups") {
+            None => GroupSelection::None,
+            Some(Value::String(pattern)) => GroupSelection::Regex(pattern.clone()),
+            Some(Value::Array(items)) => GroupSelection::List(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| as_string(&format!("sync_groups[{i}]"), v))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Some(other) => {
+                return Err(wrong_type(
+                    "sync_groups",
+                    "an array of group ids or a regex string",
+                    other,
+                ))
+            }
+        };
+        let sync_groups_interval_ms = match field(doc, "sync_groups_interval_ms") {
+            Some(v) => as_u64("sync_groups_interval_ms", v)?,
+            None => DEFAULT_SYNC_GROUPS_INTERVAL_MS,
+        };
 
         let data = Self {
             version,
@@ -436,6 +592,11 @@ impl TaskData {
             create_topics,
             replication_factor,
             stall_timeout_ms,
+            provenance,
+            source_cluster_alias,
+            offset_sync_topic,
+            sync_groups,
+            sync_groups_interval_ms,
         };
         data.validate()?;
         Ok(data)
@@ -502,6 +663,7 @@ impl TaskData {
                 key: "stall_timeout_ms",
             });
         }
+        self.validate_disaster_recovery()?;
         if let Some(rf) = self.replication_factor {
             if !(1..=MAX_REPLICATION_FACTOR).contains(&u64::from(rf)) {
                 return Err(TaskDataError::WrongType {
@@ -523,6 +685,57 @@ impl TaskData {
                 source,
             }
         })?;
+        Ok(())
+    }
+
+    /// The rules of the provenance and offset-translation keys.
+    fn validate_disaster_recovery(&self) -> Result<(), TaskDataError> {
+        let invalid = |key, reason: &str| TaskDataError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        if let Some(alias) = &self.source_cluster_alias {
+            if let Some(reason) = cluster_alias_problem(alias) {
+                return Err(invalid("source_cluster_alias", reason));
+            }
+        }
+        check_topic_name("offset_sync_topic", &self.offset_sync_topic, true)?;
+        if self.sync_groups_interval_ms == 0 {
+            return Err(TaskDataError::Zero {
+                key: "sync_groups_interval_ms",
+            });
+        }
+        match &self.sync_groups {
+            GroupSelection::None => {}
+            GroupSelection::List(names) => {
+                if names.iter().any(|n| n.trim().is_empty()) {
+                    return Err(invalid("sync_groups", "a group id cannot be empty"));
+                }
+            }
+            GroupSelection::Regex(pattern) => {
+                if pattern.is_empty() {
+                    return Err(invalid("sync_groups", "the pattern is empty"));
+                }
+                Regex::new(pattern).map_err(|e| TaskDataError::Invalid {
+                    key: "sync_groups",
+                    reason: format!("the pattern {pattern:?} does not compile: {e}"),
+                })?;
+            }
+        }
+        if !self.sync_groups.is_none() {
+            if self.offset_sync_topic.is_empty() {
+                return Err(invalid(
+                    "sync_groups",
+                    "group offsets are translated through offset syncs; set offset_sync_topic",
+                ));
+            }
+            if self.partitioning != Partitioning::Preserve {
+                return Err(invalid(
+                    "sync_groups",
+                    "offsets translate only with partitioning \"preserve\": \"hash\" spreads a source partition over several target partitions",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -561,6 +774,11 @@ impl TaskData {
             "create_topics": self.create_topics,
             "replication_factor": self.replication_factor,
             "stall_timeout_ms": self.stall_timeout_ms,
+            "provenance": self.provenance,
+            "source_cluster_alias": self.source_cluster_alias,
+            "offset_sync_topic": self.offset_sync_topic,
+            "sync_groups": self.sync_groups.to_value(),
+            "sync_groups_interval_ms": self.sync_groups_interval_ms,
         });
         // A Value built from strings and integers always serializes.
         serde_json::to_vec(&doc).unwrap_or_default()
@@ -883,6 +1101,86 @@ mod tests {
     }
 
     #[test]
+    fn disaster_recovery_keys_default_and_round_trip() {
+        let d = parse(&contract_example()).expect("valid");
+        assert!(d.provenance);
+        assert_eq!(d.source_cluster_alias, None);
+        assert_eq!(d.offset_sync_topic, DEFAULT_OFFSET_SYNC_TOPIC);
+        assert_eq!(d.sync_groups, GroupSelection::None);
+        assert_eq!(d.sync_groups_interval_ms, DEFAULT_SYNC_GROUPS_INTERVAL_MS);
+
+        let mut v = contract_example();
+        v["provenance"] = false.into();
+        v["source_cluster_alias"] = "dc-east".into();
+        v["offset_sync_topic"] = "syncs".into();
+        v["sync_groups"] = serde_json::json!(["billing", "audit"]);
+        v["sync_groups_interval_ms"] = 500.into();
+        let d = parse(&v).expect("valid");
+        assert_eq!(TaskData::from_json(&d.to_json()).as_ref(), Ok(&d));
+        let m = d.sync_groups.matcher().expect("compiles");
+        assert!(m.matches("billing") && !m.matches("billing2"));
+
+        v["sync_groups"] = "app-.*".into();
+        let d = parse(&v).expect("valid");
+        assert_eq!(d.sync_groups, GroupSelection::Regex("app-.*".into()));
+        let m = d.sync_groups.matcher().expect("compiles");
+        assert!(m.matches("app-1") && !m.matches("my-app-1"));
+        assert_eq!(TaskData::from_json(&d.to_json()).as_ref(), Ok(&d));
+    }
+
+    #[test]
+    fn bad_disaster_recovery_keys_are_named() {
+        for (key, value, needle) in [
+            ("provenance", serde_json::json!("yes"), "`provenance`"),
+            (
+                "source_cluster_alias",
+                serde_json::json!(""),
+                "`source_cluster_alias`",
+            ),
+            (
+                "source_cluster_alias",
+                serde_json::json!("a/b"),
+                "`source_cluster_alias`",
+            ),
+            (
+                "offset_sync_topic",
+                serde_json::json!("bad topic"),
+                "`offset_sync_topic`",
+            ),
+            ("sync_groups", serde_json::json!(7), "`sync_groups`"),
+            (
+                "sync_groups",
+                serde_json::json!(["ok", ""]),
+                "`sync_groups`",
+            ),
+            (
+                "sync_groups",
+                serde_json::json!("(unclosed"),
+                "does not compile",
+            ),
+            (
+                "sync_groups_interval_ms",
+                serde_json::json!(0),
+                "`sync_groups_interval_ms`",
+            ),
+        ] {
+            let v = with(contract_example(), key, value);
+            assert!(err_text(&v).contains(needle), "{key}: {}", err_text(&v));
+        }
+        let mut v = contract_example();
+        v["sync_groups"] = serde_json::json!(["g"]);
+        v["partitioning"] = "hash".into();
+        assert!(err_text(&v).contains("\"preserve\""), "{}", err_text(&v));
+        v["partitioning"] = "preserve".into();
+        v["offset_sync_topic"] = "".into();
+        assert!(
+            err_text(&v).contains("offset_sync_topic"),
+            "{}",
+            err_text(&v)
+        );
+    }
+
+    #[test]
     fn target_topic_applies_prefix_and_suffix() {
         let mut d = parse(&contract_example()).expect("valid");
         assert_eq!(d.target_topic("t1"), "t1");
@@ -915,7 +1213,8 @@ mod tests {
                 "version", "server_id", "consumer", "producer", "topics", "topics_regex",
                 "offset_commit_interval_ms", "partitioning", "target_topic_prefix",
                 "target_topic_suffix", "create_topics", "replication_factor",
-                "stall_timeout_ms",
+                "stall_timeout_ms", "provenance", "source_cluster_alias",
+                "offset_sync_topic", "sync_groups", "sync_groups_interval_ms",
             ]),
             value in prop_oneof![
                 Just(Value::Null),
