@@ -1,6 +1,5 @@
 //! `mmm-scheduler [--config] <mmm.toml> --consumer-config <f> --producer-config <f>`
 
-use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
@@ -210,16 +209,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let (leader_tx, leader_rx) = watch::channel(None);
     let (standby_stop, standby_stopped) = tokio::sync::oneshot::channel::<()>();
-    let standby_server = tokio::spawn(
-        axum::serve(
-            tokio::net::TcpListener::from_std(std_listener.try_clone()?)?,
-            mmm_scheduler::standby::router(leader_rx),
-        )
-        .with_graceful_shutdown(async {
-            let _ = standby_stopped.await;
-        })
-        .into_future(),
-    );
+    // A standby answers over TLS too when the API is configured for it: a
+    // client that trusts only https must get the leader's address from it.
+    let standby_listener = tokio::net::TcpListener::from_std(std_listener.try_clone()?)?;
+    let standby_router = mmm_scheduler::standby::router(leader_rx);
+    let standby_stopped = async {
+        let _ = standby_stopped.await;
+    };
+    let standby_limits = serve::Limits::default();
+    let standby_server = match &tls {
+        Some(tls) => tokio::spawn(serve::serve_until(
+            standby_listener,
+            standby_router,
+            standby_limits,
+            tls.clone(),
+            standby_stopped,
+        )),
+        None => tokio::spawn(serve::serve_until(
+            standby_listener,
+            standby_router,
+            standby_limits,
+            serve::Plain,
+            standby_stopped,
+        )),
+    };
     let mut store = match file_store {
         Some(store) => store,
         None => {

@@ -80,20 +80,40 @@ impl Accept for Plain {
     }
 }
 
-/// Serves `app` on `listener` until an accept error that is not about one
-/// connection.
+/// Serves `app` on `listener` for as long as the process runs.
 pub async fn serve<A: Accept>(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     acceptor: A,
 ) -> std::io::Result<()> {
+    serve_until(listener, app, limits, acceptor, std::future::pending()).await
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops
+/// accepting, lets each connection finish the request it is answering and
+/// closes it, so that no kept-alive connection goes on being answered by
+/// this router (a standby's, say) once another server owns the port.
+/// Connections still busy after `request_timeout` are dropped.
+pub async fn serve_until<A: Accept>(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    acceptor: A,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let app = app.layer(axum::middleware::from_fn(move |req, next| {
         request_deadline(limits.request_timeout, req, next)
     }));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) if is_per_connection(&e) => continue,
             Err(e) => {
@@ -110,6 +130,7 @@ pub async fn serve<A: Accept>(
         };
         let app = app.clone();
         let acceptor = acceptor.clone();
+        let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let stream =
@@ -132,11 +153,25 @@ pub async fn serve<A: Accept>(
                 .header_read_timeout(limits.header_timeout)
                 .max_buf_size(64 * 1024)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = async { stop.wait_for(|stopped| *stopped).await.map(|_| ()) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every connection holds a permit: all of them back means all closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(limits.request_timeout, permits.acquire_many(all)).await;
+    Ok(())
 }
 
 fn is_per_connection(e: &std::io::Error) -> bool {
