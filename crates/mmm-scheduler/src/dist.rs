@@ -3,7 +3,10 @@
 //!
 //! Every served file is copied at start into a private directory (mode 0700)
 //! and checked there, and requests are answered from that copy: a file
-//! swapped in `dist_dir` afterwards is never served. The executor's sha256 is
+//! swapped in `dist_dir` afterwards is never served. The copy's files are
+//! held open and the directory is removed at once, so a scheduler that is
+//! killed leaves nothing behind in the temporary directory; requests reopen
+//! the held files through `/proc/self/fd`. The executor's sha256 is
 //! taken from the copy too, and its launch command checks the fetched file
 //! against it before running it.
 
@@ -68,10 +71,43 @@ pub struct Dist {
 
 #[derive(Debug)]
 struct Copy {
-    /// `None` when there is nothing to serve.
-    dir: Option<tempfile::TempDir>,
+    /// Where each copied file is reopened.
+    place: Place,
     sha256: BTreeMap<String, String>,
 }
+
+/// Where the private copy lives.
+#[derive(Debug)]
+enum Place {
+    /// Nothing to serve.
+    Nothing,
+    /// The copied files, open, their directory already removed.
+    Held(BTreeMap<String, fs::File>),
+    /// Without `/proc/self/fd` the directory stays until the scheduler
+    /// ends (and is left behind if it is killed).
+    Directory(tempfile::TempDir),
+}
+
+/// Opens each copied file and removes the directory.
+fn hold(private: tempfile::TempDir, names: &[String]) -> Result<Place, DistError> {
+    if !Path::new(PROC_FD).is_dir() {
+        return Ok(Place::Directory(private));
+    }
+    let mut held = BTreeMap::new();
+    for name in names {
+        let path = private.path().join(name);
+        let file = fs::File::open(&path).map_err(|source| DistError::Read { path, source })?;
+        held.insert(name.clone(), file);
+    }
+    let dir = private.path().to_path_buf();
+    private
+        .close()
+        .map_err(|source| DistError::Read { path: dir, source })?;
+    Ok(Place::Held(held))
+}
+
+/// Every open file of this process, reopenable by number (Linux).
+const PROC_FD: &str = "/proc/self/fd";
 
 impl Dist {
     /// Verifies `dir`'s manifest, if any. A missing directory is allowed
@@ -83,7 +119,7 @@ impl Dist {
             canonical,
             listed: None,
             copy: Arc::new(Copy {
-                dir: None,
+                place: Place::Nothing,
                 sha256: BTreeMap::new(),
             }),
         };
@@ -113,10 +149,10 @@ impl Dist {
                 source,
             })?;
         let mut sha256 = BTreeMap::new();
-        for name in names {
-            let source = dir.join(&name);
+        for name in &names {
+            let source = dir.join(name);
             let actual = copy_hashed(&source, &private.path().join(&name))?;
-            if let Some(hash) = expected.as_ref().and_then(|e| e.get(&name)) {
+            if let Some(hash) = expected.as_ref().and_then(|e| e.get(name)) {
                 if !actual.eq_ignore_ascii_case(hash) {
                     return Err(DistError::Mismatch {
                         file: source,
@@ -126,11 +162,11 @@ impl Dist {
                     });
                 }
             }
-            sha256.insert(name, actual);
+            sha256.insert(name.clone(), actual);
         }
         dist.listed = expected.map(|e| e.into_keys().collect());
         dist.copy = Arc::new(Copy {
-            dir: Some(private),
+            place: hold(private, &names)?,
             sha256,
         });
         Ok(dist)
@@ -165,9 +201,17 @@ impl Dist {
     /// as [`Dist::resolve`].
     pub fn served(&self, request: &str) -> Result<PathBuf, RefusedPath> {
         self.resolve(request)?;
-        match (&self.copy.dir, self.copy.sha256.contains_key(request)) {
-            (Some(dir), true) => Ok(dir.path().join(request)),
-            _ => Err(RefusedPath::NotFound(request.to_string())),
+        use std::os::fd::AsRawFd;
+        if !self.copy.sha256.contains_key(request) {
+            return Err(RefusedPath::NotFound(request.to_string()));
+        }
+        match &self.copy.place {
+            Place::Held(files) => files
+                .get(request)
+                .map(|f| Path::new(PROC_FD).join(f.as_raw_fd().to_string()))
+                .ok_or_else(|| RefusedPath::NotFound(request.to_string())),
+            Place::Directory(dir) => Ok(dir.path().join(request)),
+            Place::Nothing => Err(RefusedPath::NotFound(request.to_string())),
         }
     }
 
@@ -360,6 +404,21 @@ mod tests {
         assert_eq!(fs::read(&served).expect("read"), b"bin");
         assert_eq!(dist.sha256("mmm-executor"), Some(sha(b"bin").as_str()));
         assert!(!served.starts_with(dir.path()));
+    }
+
+    #[test]
+    fn the_private_copy_leaves_no_directory_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("mmm-executor"), b"bin").expect("write");
+        let dist = Dist::open(dir.path()).expect("open");
+        let Place::Held(files) = &dist.copy.place else {
+            panic!("the copy is still a directory a killed scheduler would leave behind");
+        };
+        assert_eq!(files.len(), 1);
+        let served = dist.served("mmm-executor").expect("served");
+        assert!(served.starts_with(PROC_FD), "{}", served.display());
+        assert_eq!(fs::read(&served).expect("read"), b"bin");
+        assert_eq!(fs::read(&served).expect("read twice"), b"bin");
     }
 
     #[test]
