@@ -162,3 +162,62 @@ fn cluster_name<C: ClientContext>(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(list: &[(&str, Option<&[u8]>)]) -> OwnedHeaders {
+        list.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
+            h.insert(Header { key, value: *value })
+        })
+    }
+
+    fn listed(h: &OwnedHeaders) -> Vec<(String, Option<Vec<u8>>)> {
+        h.as_borrowed()
+            .iter()
+            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+            .collect()
+    }
+
+    #[test]
+    fn records_from_the_target_stay_and_others_keep_or_get_their_origin() {
+        let p = Provenance::new("east", "west");
+        let own = headers(&[("a", Some(b"1")), ("b", None)]);
+        let far = headers(&[(PROVENANCE_HEADER, Some(b"north")), ("a", Some(b"1"))]);
+        let back = headers(&[("a", Some(b"1")), (PROVENANCE_HEADER, Some(b"west"))]);
+        let empty = headers(&[]);
+        let nameless = headers(&[(PROVENANCE_HEADER, None)]);
+
+        assert_eq!(p.judge(None), Verdict::Add);
+        assert_eq!(p.judge(Some(empty.as_borrowed())), Verdict::Add);
+        assert_eq!(p.judge(Some(own.as_borrowed())), Verdict::Add);
+        assert_eq!(p.judge(Some(far.as_borrowed())), Verdict::Keep);
+        assert_eq!(p.judge(Some(nameless.as_borrowed())), Verdict::Keep);
+        assert_eq!(p.judge(Some(back.as_borrowed())), Verdict::Skip);
+        // The target's name must match whole: a prefix is another cluster.
+        let prefix = headers(&[(PROVENANCE_HEADER, Some(b"wes"))]);
+        assert_eq!(p.judge(Some(prefix.as_borrowed())), Verdict::Keep);
+
+        let out = p
+            .headers(Some(own.as_borrowed()), Verdict::Add)
+            .expect("headers");
+        assert_eq!(
+            listed(&out),
+            vec![
+                ("a".into(), Some(b"1".to_vec())),
+                ("b".into(), None),
+                (PROVENANCE_HEADER.into(), Some(b"east".to_vec())),
+            ]
+        );
+        let out = p.headers(None, Verdict::Add).expect("headers");
+        assert_eq!(
+            listed(&out),
+            vec![(PROVENANCE_HEADER.into(), Some(b"east".to_vec()))]
+        );
+        let out = p
+            .headers(Some(far.as_borrowed()), Verdict::Keep)
+            .expect("headers");
+        assert_eq!(listed(&out), listed(&far));
+    }
+}
