@@ -31,6 +31,7 @@ type Labels = Vec<(String, String)>;
 const PRODUCE_RATE: &str = "produce_rate";
 const CONSUME_RATE: &str = "consume_rate";
 const RECORDS_PRODUCED: &str = "records_produced";
+const RECORDS_SKIPPED_LOOP: &str = "records_skipped_loop";
 const LAG: &str = "lag";
 
 fn number_at(doc: &serde_json::Value, key: &str) -> Option<f64> {
@@ -133,6 +134,7 @@ impl Metrics {
         let rate = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let consume_rate = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let produced = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let skipped_loop = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let lag = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let partition_lag = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let translation_lag = Family::<Labels, Gauge<i64>>::default();
@@ -172,6 +174,9 @@ impl Metrics {
             if let Some(n) = number_at(&m.document, RECORDS_PRODUCED) {
                 produced.get_or_create(&labels).set(n);
             }
+            if let Some(n) = number_at(&m.document, RECORDS_SKIPPED_LOOP) {
+                skipped_loop.get_or_create(&labels).set(n);
+            }
             if let Some((parts, total)) = lag_of(&m.document) {
                 lag.get_or_create(&labels).set(total);
                 for (partition, n) in parts {
@@ -198,6 +203,11 @@ impl Metrics {
             "task_records_produced",
             "Records the task's current executor has produced since it started",
             produced,
+        );
+        registry.register(
+            "task_records_skipped_loop",
+            "Records the task's current executor did not mirror because their provenance names its target cluster",
+            skipped_loop,
         );
         registry.register(
             "task_lag_records",
@@ -248,7 +258,8 @@ mod tests {
         cluster.get_mut(id).expect("server").metrics = Some(TaskMetrics {
             received_ms: 2,
             document: serde_json::json!({"kind": "metrics", "produce_rate": 1500.5,
-                "consume_rate": 1600.0, "records_produced": 9000, "lag": {"t-0": 40, "t-1": 2}}),
+                "consume_rate": 1600.0, "records_produced": 9000, "records_skipped_loop": 12,
+                "lag": {"t-0": 40, "t-1": 2}}),
         });
         let m = Metrics::default();
         m.offers_received.inc_by(3);
@@ -270,6 +281,7 @@ mod tests {
             "mmm_task_lag_records{id=\"1\"} 42.0",
             "mmm_task_consumed_records_per_second{id=\"1\"} 1600.0",
             "mmm_task_records_produced{id=\"1\"} 9000.0",
+            "mmm_task_records_skipped_loop{id=\"1\"} 12.0",
             "mmm_task_partition_lag_records{id=\"1\",partition=\"t-0\"} 40.0",
         ] {
             assert!(
