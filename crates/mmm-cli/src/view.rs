@@ -96,6 +96,14 @@ pub fn servers(answer: &Value) -> Result<Vec<Shown>, serde_json::Error> {
 
 /// "Cluster:" and each server, in the original's layout.
 pub fn render_cluster(servers: &[Shown]) -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    render_cluster_at(servers, now_ms)
+}
+
+/// [`render_cluster`] at `now_ms` (ms since the epoch), which ages are counted from.
+pub fn render_cluster_at(servers: &[Shown], now_ms: u64) -> String {
     let mut out = String::from("Cluster:\n");
     if servers.is_empty() {
         out.push_str(NO_SERVERS);
@@ -103,12 +111,12 @@ pub fn render_cluster(servers: &[Shown]) -> String {
         return out;
     }
     for server in servers {
-        render_server(&mut out, server);
+        render_server(&mut out, server, now_ms);
     }
     out
 }
 
-fn render_server(out: &mut String, shown: &Shown) {
+fn render_server(out: &mut String, shown: &Shown, now_ms: u64) {
     let s = &shown.server;
     // Writing to a String cannot fail.
     let _ = writeln!(out, "  server:");
@@ -140,6 +148,44 @@ fn render_server(out: &mut String, shown: &Shown) {
             let _ = writeln!(out, "    health: {health}");
         }
         None => {}
+    }
+    if let Some((partition, lag)) = s.max_translation_lag() {
+        let _ = writeln!(out, "    translation lag: {lag} ({partition})");
+    }
+    for (group, sync) in &s.group_syncs {
+        let when = match sync.last_sync_unix_ms {
+            0 => "never synced".to_string(),
+            ms => format!(
+                "synced {} ago ({} partitions)",
+                age(now_ms.saturating_sub(ms) / 1000),
+                sync.partitions
+            ),
+        };
+        match &sync.skipped {
+            Some(why) => {
+                let _ = writeln!(
+                    out,
+                    "    group {group}: {when}; latest round skipped: {why}"
+                );
+            }
+            None => {
+                let _ = writeln!(out, "    group {group}: {when}");
+            }
+        }
+    }
+}
+
+/// `42 s`, `7 min 09 s`, `2 h 05 min`, `3 d 4 h`.
+fn age(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d} d {h} h")
+    } else if h > 0 {
+        format!("{h} h {m:02} min")
+    } else if m > 0 {
+        format!("{m} min {s:02} s")
+    } else {
+        format!("{s} s")
     }
 }
 
@@ -225,6 +271,38 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("    health: ok\n"), "{text}");
+    }
+
+    #[test]
+    fn translation_lag_and_group_syncs_are_shown_with_their_age() {
+        const NOW: u64 = 1_795_000_000_000;
+        let answer = json!({"success": true, "value": {"servers": [{
+            "id": 6, "state": "Running",
+            "translation_lag": {"orders-0": 3, "orders-1": 1250},
+            "group_syncs": {
+                "billing": {"last_sync_unix_ms": NOW - 429_000, "partitions": 2, "skipped": null},
+                "audit": {"last_sync_unix_ms": 0, "partitions": 0,
+                    "skipped": "the group has active members on the target"}}
+        }, {
+            "id": 7, "state": "Running", "metrics": {"lag": {"t-0": 1}}
+        }]}});
+        let text = render_cluster_at(&servers(&answer).expect("readable"), NOW);
+        for line in [
+            "    translation lag: 1250 (orders-1)\n",
+            "    group billing: synced 7 min 09 s ago (2 partitions)\n",
+            "    group audit: never synced; latest round skipped: the group has active members on the target\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        // A server whose executor writes no offset syncs shows no such line.
+        let second = text.split("    id: 7\n").nth(1).expect("server 7");
+        assert!(
+            !second.contains("translation") && !second.contains("group "),
+            "{second}"
+        );
+        assert_eq!(age(42), "42 s");
+        assert_eq!(age(7500), "2 h 05 min");
+        assert_eq!(age(3 * 86_400 + 4 * 3600), "3 d 4 h");
     }
 
     #[test]

@@ -416,3 +416,82 @@ fn status_watch_redraws_until_interrupted() {
         "{text:?}"
     );
 }
+
+#[test]
+fn status_shows_translation_lag_and_group_syncs_of_the_schedulers_answer() {
+    use mmm_core::model::{Cluster, Metrics, TaskConfig};
+    use mmm_core::rest::{Answer, ServersValue};
+
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    let mut cluster = Cluster::new();
+    let task = TaskConfig {
+        cpus: 0.5,
+        mem: 512.0,
+        topics: vec!["orders".into()],
+        topics_regex: None,
+        consumer: Default::default(),
+        producer: Default::default(),
+    };
+    let id = cluster.add(None, task.clone(), 0).expect("add");
+    cluster.get_mut(id).expect("server").metrics = Some(Metrics {
+        received_ms: now_ms,
+        document: json!({"kind": "metrics", "produce_rate": 10.0,
+            "offset_syncs": {"topic": "mmm-offset-syncs",
+                "translation_lag": {"orders-0": 4, "orders-1": 90}, "last_sync_unix_ms": now_ms},
+            "group_syncs": {"billing": {"last_sync_unix_ms": now_ms - 3_600_000, "partitions": 2}}}),
+    });
+    // An executor of before offset syncs.
+    let old = cluster.add(None, task, 0).expect("add");
+    cluster.get_mut(old).expect("server").metrics = Some(Metrics {
+        received_ms: now_ms,
+        document: json!({"kind": "metrics", "produce_rate": 10.0, "lag": {"orders-0": 1}}),
+    });
+    // The bytes the scheduler's /api/status sends for this cluster.
+    let answer = serde_json::to_string(&Answer {
+        message: String::new(),
+        success: true,
+        value: ServersValue::of(&cluster),
+    })
+    .expect("json");
+    let api = FakeApi::start();
+    api.reply("/api/status", 200, &answer);
+    let base = api.base();
+
+    let output = cli(&["--api", &base, "status"], &[]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+    let text = stdout(&output);
+    let (first, second) = text.split_once("    id: 2\n").expect("two servers");
+    assert!(
+        first.contains("    translation lag: 90 (orders-1)\n"),
+        "{text}"
+    );
+    // An hour, give or take the second this test takes.
+    assert!(
+        first.contains("    group billing: synced 1 h 00 min ago (2 partitions)\n")
+            || first.contains("    group billing: synced 1 h 01 min ago (2 partitions)\n"),
+        "{text}"
+    );
+    assert!(
+        !second.contains("translation") && !second.contains("group "),
+        "{text}"
+    );
+
+    let output = cli(&["--api", &base, "status", "--json"], &[]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+    let printed: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let servers = &printed["value"]["servers"];
+    assert_eq!(
+        servers[0]["translation_lag"],
+        json!({"orders-0": 4, "orders-1": 90})
+    );
+    assert_eq!(servers[0]["group_syncs"]["billing"]["partitions"], 2);
+    assert_eq!(
+        servers[0]["group_syncs"]["billing"]["last_sync_unix_ms"],
+        now_ms - 3_600_000
+    );
+    assert!(servers[1].get("translation_lag").is_none(), "{printed}");
+    assert!(servers[1].get("group_syncs").is_none(), "{printed}");
+}

@@ -129,6 +129,9 @@ pub struct MirrorConfig {
     pub provenance: bool,
     /// `source_cluster_alias` [the source's cluster id]: the origin name written.
     pub source_cluster_alias: Option<String>,
+    /// `target_cluster_alias` [the target's cluster id]: the target's name
+    /// in provenance headers; records carrying it are not mirrored.
+    pub target_cluster_alias: Option<String>,
     /// `offset_sync_topic` [mmm-offset-syncs]: compacted target topic of the
     /// offset mapping; "" writes none.
     pub offset_sync_topic: String,
@@ -344,6 +347,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "stall_timeout_ms",
             "provenance",
             "source_cluster_alias",
+            "target_cluster_alias",
             "offset_sync_topic",
             "sync_groups",
             "sync_groups_interval_ms",
@@ -719,6 +723,7 @@ impl MirrorConfig {
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
             provenance: true,
             source_cluster_alias: None,
+            target_cluster_alias: None,
             offset_sync_topic: DEFAULT_OFFSET_SYNC_TOPIC.to_owned(),
             sync_groups: GroupSelection::None,
             sync_groups_interval_ms: DEFAULT_SYNC_GROUPS_INTERVAL_MS,
@@ -1017,13 +1022,8 @@ fn parse_mirror(s: &Section<'_>) -> Result<MirrorConfig, ConfigError> {
         },
         stall_timeout_ms: s.positive_u64("stall_timeout_ms", DEFAULT_STALL_TIMEOUT_MS)?,
         provenance: s.bool("provenance", true)?,
-        source_cluster_alias: match s.string("source_cluster_alias")? {
-            None => None,
-            Some(alias) => match crate::task_data::cluster_alias_problem(&alias) {
-                Some(problem) => return Err(s.invalid("source_cluster_alias", problem)),
-                None => Some(alias),
-            },
-        },
+        source_cluster_alias: cluster_alias(s, "source_cluster_alias")?,
+        target_cluster_alias: cluster_alias(s, "target_cluster_alias")?,
         offset_sync_topic: match s.string("offset_sync_topic")? {
             None => DEFAULT_OFFSET_SYNC_TOPIC.to_owned(),
             Some(t) if t.is_empty() || valid_topic_name(&t) => t,
@@ -1038,6 +1038,17 @@ fn parse_mirror(s: &Section<'_>) -> Result<MirrorConfig, ConfigError> {
         sync_groups_interval_ms: s
             .positive_u64("sync_groups_interval_ms", DEFAULT_SYNC_GROUPS_INTERVAL_MS)?,
     })
+}
+
+/// `source_cluster_alias` or `target_cluster_alias`.
+fn cluster_alias(s: &Section<'_>, key: &str) -> Result<Option<String>, ConfigError> {
+    match s.string(key)? {
+        None => Ok(None),
+        Some(alias) => match crate::task_data::cluster_alias_problem(&alias) {
+            Some(problem) => Err(s.invalid(key, problem)),
+            None => Ok(Some(alias)),
+        },
+    }
 }
 
 /// `sync_groups`: an array of group ids, or one regex string.

@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::kafka_props::{self, Role};
 use crate::model::{Server, ServerId};
 use crate::property_allowlist::{self, NotAllowed};
+use crate::replication_report::{GroupSyncReport, ReplicationReport};
 use crate::scheduler::AddServers;
 
 /// Request bodies above this many bytes are refused.
@@ -455,6 +456,10 @@ pub struct ServerView {
     pub cpus: f64,
     /// What the operator wants: Run, Stop or Delete.
     pub goal: String,
+    /// Per synced consumer group: when its translated offsets were last
+    /// written on the target (from the executor's metrics); absent when none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_syncs: BTreeMap<String, GroupSyncReport>,
     /// That agent's hostname.
     pub hostname: Option<String>,
     /// The operator's id.
@@ -477,10 +482,30 @@ pub struct ServerView {
     pub topics: Vec<String>,
     /// The topic regex mirrored.
     pub topics_regex: Option<String>,
+    /// Per source `topic-partition`: how far the mirror's committed offset
+    /// is past what the published offset syncs translate exactly (from the
+    /// executor's metrics); absent when the task writes no offset syncs.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub translation_lag: BTreeMap<String, i64>,
+}
+
+impl ServerView {
+    /// The partition with the largest translation lag, and that lag.
+    pub fn max_translation_lag(&self) -> Option<(&str, i64)> {
+        self.translation_lag
+            .iter()
+            .map(|(partition, lag)| (partition.as_str(), *lag))
+            .max_by_key(|&(_, lag)| lag)
+    }
 }
 
 impl From<&Server> for ServerView {
     fn from(s: &Server) -> Self {
+        let report = s
+            .metrics
+            .as_ref()
+            .map(|m| ReplicationReport::from_metrics(&m.document))
+            .unwrap_or_default();
         ServerView {
             id: s.id,
             state: s.state.as_str().to_string(),
@@ -497,6 +522,11 @@ impl From<&Server> for ServerView {
             launch_attempts: s.launch_attempts,
             message: s.message.clone(),
             metrics: s.metrics.as_ref().map(|m| m.document.clone()),
+            translation_lag: report
+                .offset_syncs
+                .map(|syncs| syncs.translation_lag)
+                .unwrap_or_default(),
+            group_syncs: report.group_syncs,
         }
     }
 }
@@ -653,9 +683,59 @@ mod tests {
         );
         let back: Answer<ServersValue> = serde_json::from_str(&text).expect("reads back");
         assert_eq!(back, answer);
+        // An executor's document without offset syncs adds nothing either.
+        cluster.get_mut(1).expect("server").metrics = Some(crate::model::Metrics {
+            received_ms: 5,
+            document: serde_json::json!({"kind": "metrics", "lag": {"t-0": 1}}),
+        });
+        let text = serde_json::to_string(&ServersValue::of(&cluster)).expect("json");
+        assert!(
+            !text.contains("translation_lag") && !text.contains("group_syncs"),
+            "{text}"
+        );
         let lenient: Answer<ServersValue> =
             serde_json::from_str(r#"{"success":true,"value":{"servers":[{"id":4,"future":1}]}}"#)
                 .expect("lenient");
         assert_eq!(lenient.value.servers[0].id, 4);
+    }
+
+    #[test]
+    fn translation_lag_and_group_syncs_come_from_the_executors_document() {
+        let mut cluster = Cluster::new();
+        let task = TaskConfig {
+            cpus: 0.2,
+            mem: 256.0,
+            topics: vec!["t".into()],
+            topics_regex: None,
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        };
+        let id = cluster.add(None, task, 0).expect("add");
+        cluster.get_mut(id).expect("server").metrics = Some(crate::model::Metrics {
+            received_ms: 9,
+            document: serde_json::json!({"kind": "metrics",
+                "offset_syncs": {"topic": "mmm-offset-syncs", "translation_lag": {"t-0": 3, "t-1": 12},
+                    "last_sync_unix_ms": 40, "syncs_written": 2, "error": null},
+                "group_syncs": {"billing": {"last_sync_unix_ms": 41, "partitions": 2, "skipped": null},
+                    "audit": {"last_sync_unix_ms": 0, "partitions": 0,
+                        "skipped": "the group has active members on the target"}}}),
+        });
+        let view = &ServersValue::of(&cluster).servers[0];
+        assert_eq!(view.max_translation_lag(), Some(("t-1", 12)));
+        let json = serde_json::to_value(view).expect("json");
+        assert_eq!(
+            json["translation_lag"],
+            serde_json::json!({"t-0": 3, "t-1": 12})
+        );
+        assert_eq!(
+            json["group_syncs"]["billing"],
+            serde_json::json!({"last_sync_unix_ms": 41, "partitions": 2, "skipped": null})
+        );
+        assert_eq!(
+            json["group_syncs"]["audit"]["skipped"],
+            "the group has active members on the target"
+        );
+        let back: ServerView = serde_json::from_value(json).expect("reads back");
+        assert_eq!(&back, view);
     }
 }

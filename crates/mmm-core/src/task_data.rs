@@ -180,6 +180,10 @@ pub struct TaskData {
     /// The name of the source cluster in provenance headers and offset
     /// syncs; `None`: the cluster id from the source's metadata.
     pub source_cluster_alias: Option<String>,
+    /// The name of the target cluster in provenance headers: records that
+    /// carry it came from the target and are not mirrored back; `None`:
+    /// the cluster id from the target's metadata.
+    pub target_cluster_alias: Option<String>,
     /// The compacted target topic that receives offset syncs; empty: none
     /// are written.
     pub offset_sync_topic: String,
@@ -208,6 +212,7 @@ impl std::fmt::Debug for TaskData {
             .field("stall_timeout_ms", &self.stall_timeout_ms)
             .field("provenance", &self.provenance)
             .field("source_cluster_alias", &self.source_cluster_alias)
+            .field("target_cluster_alias", &self.target_cluster_alias)
             .field("offset_sync_topic", &self.offset_sync_topic)
             .field("sync_groups", &self.sync_groups)
             .field("sync_groups_interval_ms", &self.sync_groups_interval_ms)
@@ -452,6 +457,7 @@ impl TaskData {
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
             provenance: true,
             source_cluster_alias: None,
+            target_cluster_alias: None,
             offset_sync_topic: DEFAULT_OFFSET_SYNC_TOPIC.to_owned(),
             sync_groups: GroupSelection::None,
             sync_groups_interval_ms: DEFAULT_SYNC_GROUPS_INTERVAL_MS,
@@ -552,6 +558,9 @@ impl TaskData {
         let source_cluster_alias = field(doc, "source_cluster_alias")
             .map(|v| as_string("source_cluster_alias", v))
             .transpose()?;
+        let target_cluster_alias = field(doc, "target_cluster_alias")
+            .map(|v| as_string("target_cluster_alias", v))
+            .transpose()?;
         let offset_sync_topic = match field(doc, "offset_sync_topic") {
             Some(v) => as_string("offset_sync_topic", v)?,
             None => DEFAULT_OFFSET_SYNC_TOPIC.to_owned(),
@@ -594,6 +603,7 @@ impl TaskData {
             stall_timeout_ms,
             provenance,
             source_cluster_alias,
+            target_cluster_alias,
             offset_sync_topic,
             sync_groups,
             sync_groups_interval_ms,
@@ -694,9 +704,12 @@ impl TaskData {
             key,
             reason: reason.to_owned(),
         };
-        if let Some(alias) = &self.source_cluster_alias {
-            if let Some(reason) = cluster_alias_problem(alias) {
-                return Err(invalid("source_cluster_alias", reason));
+        for (key, alias) in [
+            ("source_cluster_alias", &self.source_cluster_alias),
+            ("target_cluster_alias", &self.target_cluster_alias),
+        ] {
+            if let Some(reason) = alias.as_deref().and_then(cluster_alias_problem) {
+                return Err(invalid(key, reason));
             }
         }
         check_topic_name("offset_sync_topic", &self.offset_sync_topic, true)?;
@@ -776,6 +789,7 @@ impl TaskData {
             "stall_timeout_ms": self.stall_timeout_ms,
             "provenance": self.provenance,
             "source_cluster_alias": self.source_cluster_alias,
+            "target_cluster_alias": self.target_cluster_alias,
             "offset_sync_topic": self.offset_sync_topic,
             "sync_groups": self.sync_groups.to_value(),
             "sync_groups_interval_ms": self.sync_groups_interval_ms,
@@ -1105,6 +1119,7 @@ mod tests {
         let d = parse(&contract_example()).expect("valid");
         assert!(d.provenance);
         assert_eq!(d.source_cluster_alias, None);
+        assert_eq!(d.target_cluster_alias, None);
         assert_eq!(d.offset_sync_topic, DEFAULT_OFFSET_SYNC_TOPIC);
         assert_eq!(d.sync_groups, GroupSelection::None);
         assert_eq!(d.sync_groups_interval_ms, DEFAULT_SYNC_GROUPS_INTERVAL_MS);
@@ -1112,6 +1127,7 @@ mod tests {
         let mut v = contract_example();
         v["provenance"] = false.into();
         v["source_cluster_alias"] = "dc-east".into();
+        v["target_cluster_alias"] = "dc-west".into();
         v["offset_sync_topic"] = "syncs".into();
         v["sync_groups"] = serde_json::json!(["billing", "audit"]);
         v["sync_groups_interval_ms"] = 500.into();
@@ -1141,6 +1157,16 @@ mod tests {
                 "source_cluster_alias",
                 serde_json::json!("a/b"),
                 "`source_cluster_alias`",
+            ),
+            (
+                "target_cluster_alias",
+                serde_json::json!(" "),
+                "`target_cluster_alias`",
+            ),
+            (
+                "target_cluster_alias",
+                serde_json::json!(7),
+                "`target_cluster_alias`",
             ),
             (
                 "offset_sync_topic",
@@ -1213,7 +1239,7 @@ mod tests {
                 "version", "server_id", "consumer", "producer", "topics", "topics_regex",
                 "offset_commit_interval_ms", "partitioning", "target_topic_prefix",
                 "target_topic_suffix", "create_topics", "replication_factor",
-                "stall_timeout_ms", "provenance", "source_cluster_alias",
+                "stall_timeout_ms", "provenance", "source_cluster_alias", "target_cluster_alias",
                 "offset_sync_topic", "sync_groups", "sync_groups_interval_ms",
             ]),
             value in prop_oneof![

@@ -20,6 +20,7 @@ fn defaults_mark_provenance_write_syncs_and_sync_no_group() {
     let c = load("").expect("valid");
     assert!(c.mirror.provenance);
     assert_eq!(c.mirror.source_cluster_alias, None);
+    assert_eq!(c.mirror.target_cluster_alias, None);
     assert_eq!(c.mirror.offset_sync_topic, "mmm-offset-syncs");
     assert_eq!(c.mirror.sync_groups, GroupSelection::None);
     assert_eq!(c.mirror.sync_groups_interval_ms, 10_000);
@@ -53,6 +54,10 @@ fn bad_values_name_the_key_and_the_problem() {
             "[mirror].source_cluster_alias",
         ),
         (
+            "target_cluster_alias = \"\"\n",
+            "[mirror].target_cluster_alias",
+        ),
+        (
             "offset_sync_topic = \"no spaces\"\n",
             "[mirror].offset_sync_topic",
         ),
@@ -78,6 +83,7 @@ fn the_keys_travel_in_the_task_data() {
     let mut settings = settings();
     settings.mirror.provenance = false;
     settings.mirror.source_cluster_alias = Some("dc-west".into());
+    settings.mirror.target_cluster_alias = Some("dc-east".into());
     settings.mirror.offset_sync_topic = "dr-syncs".into();
     settings.mirror.sync_groups = GroupSelection::Regex("app-.*".into());
     settings.mirror.sync_groups_interval_ms = 1500;
@@ -88,6 +94,7 @@ fn the_keys_travel_in_the_task_data() {
     let data = TaskData::from_json(&task.data.expect("task data")).expect("valid task data");
     assert!(!data.provenance);
     assert_eq!(data.source_cluster_alias.as_deref(), Some("dc-west"));
+    assert_eq!(data.target_cluster_alias.as_deref(), Some("dc-east"));
     assert_eq!(data.offset_sync_topic, "dr-syncs");
     assert_eq!(data.sync_groups, GroupSelection::Regex("app-.*".into()));
     assert_eq!(data.sync_groups_interval_ms, 1500);

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub last_commit_unix_ms: AtomicU64,
     /// Times the engine stopped consuming because too much was in flight.
     pub backpressure_pauses: AtomicU64,
+    /// Records not mirrored because their provenance names the target cluster.
+    pub records_skipped_loop: AtomicU64,
     /// Set once the consumer has joined its group and got an assignment.
     pub consuming: AtomicBool,
     /// Lag per source partition, refreshed about once a second.
@@ -98,6 +100,7 @@ impl Metrics {
             commits: get(&self.commits),
             last_commit_unix_ms: get(&self.last_commit_unix_ms),
             backpressure_pauses: get(&self.backpressure_pauses),
+            records_skipped_loop: get(&self.records_skipped_loop),
         }
     }
 
@@ -120,6 +123,7 @@ pub struct Counters {
     pub commits: u64,
     pub last_commit_unix_ms: u64,
     pub backpressure_pauses: u64,
+    pub records_skipped_loop: u64,
 }
 
 /// The JSON document the executor sends the scheduler in a MESSAGE.

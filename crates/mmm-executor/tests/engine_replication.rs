@@ -47,8 +47,9 @@ fn records_arrive_byte_exact_in_order_on_the_same_partition() {
         let expected: Vec<_> = sent.iter().filter(|r| r.partition == *p).collect();
         assert_eq!(records.len(), expected.len(), "partition {p}");
         for (got, want) in records.iter().zip(expected) {
+            let want = mirrored(want, source.cluster_id());
             assert!(
-                got.matches(want),
+                got.matches(&want),
                 "partition {p}: {got:?} differs from {want:?}"
             );
         }

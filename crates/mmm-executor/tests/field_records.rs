@@ -87,7 +87,7 @@ fn batches_of_every_codec_and_every_record_shape_arrive_byte_exact() {
             Duration::from_secs(2),
             Duration::from_secs(120),
         );
-        assert_byte_exact(&sent, &got, codec);
+        assert_byte_exact(&sent, &got, source.cluster_id(), codec);
     }
     engine.stop(Duration::from_secs(10));
     let summary = engine.join().expect("clean stop");
@@ -143,7 +143,7 @@ fn a_record_above_the_producers_default_limit_arrives() {
         Duration::from_secs(2),
         Duration::from_secs(120),
     );
-    assert_byte_exact(&sent, &got, "large record");
+    assert_byte_exact(&sent, &got, source.cluster_id(), "large record");
     engine.stop(Duration::from_secs(10));
     engine.join().expect("clean stop");
 }

@@ -102,7 +102,7 @@ fn a_compacted_source_gives_a_compacted_target_with_its_configs() {
     );
     engine.stop(Duration::from_secs(10));
     engine.join().expect("clean stop");
-    assert_byte_exact(&sent, &got, "compacted");
+    assert_byte_exact(&sent, &got, source.cluster_id(), "compacted");
 
     let described = futures::executor::block_on(
         admin(&target.bootstrap()).describe_configs([&ResourceSpecifier::Topic(&topic)], &opts()),

@@ -90,8 +90,9 @@ fn records_cross_a_long_link_byte_exact() {
         let expected: Vec<_> = sent.iter().filter(|r| r.partition == *p).collect();
         assert_eq!(records.len(), expected.len(), "partition {p}");
         for (got, want) in records.iter().zip(expected) {
+            let want = mirrored(want, source.broker().cluster_id());
             assert!(
-                got.matches(want),
+                got.matches(&want),
                 "partition {p}: {got:?} differs from {want:?}"
             );
         }

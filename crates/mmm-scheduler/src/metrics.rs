@@ -7,6 +7,7 @@
 use std::sync::atomic::AtomicU64;
 
 use mmm_core::model::{Cluster, ServerState};
+use mmm_core::replication_report::ReplicationReport;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,6 +31,7 @@ type Labels = Vec<(String, String)>;
 const PRODUCE_RATE: &str = "produce_rate";
 const CONSUME_RATE: &str = "consume_rate";
 const RECORDS_PRODUCED: &str = "records_produced";
+const RECORDS_SKIPPED_LOOP: &str = "records_skipped_loop";
 const LAG: &str = "lag";
 
 fn number_at(doc: &serde_json::Value, key: &str) -> Option<f64> {
@@ -74,6 +76,25 @@ fn lag_of(doc: &serde_json::Value) -> Option<(Vec<(String, f64)>, f64)> {
     }
 }
 
+/// The most consumer-group series one task may add to /metrics.
+pub const MAX_GROUP_LABELS: usize = 1024;
+
+/// A label value as the text format needs it: backslash, double quote and
+/// line feed escaped (the encoder writes values as given, and a group id
+/// is anything its owner chose).
+pub fn escape_label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl Metrics {
     /// The text exposition of every metric.
     pub fn render(&self, cluster: &Cluster, subscription: &SubscriptionState) -> String {
@@ -113,11 +134,36 @@ impl Metrics {
         let rate = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let consume_rate = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let produced = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let skipped_loop = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let lag = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let partition_lag = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let translation_lag = Family::<Labels, Gauge<i64>>::default();
+        let group_sync = Family::<Labels, Gauge<i64>>::default();
         for server in cluster.servers.values() {
             let Some(m) = &server.metrics else { continue };
             let id = server.id.to_string();
+            let report = ReplicationReport::from_metrics(&m.document);
+            let syncs = report.offset_syncs.unwrap_or_default();
+            let partitions = syncs.translation_lag.into_iter();
+            for (partition, n) in partitions
+                .filter(|(k, _)| valid_partition_label(k))
+                .take(MAX_PARTITION_LABELS)
+            {
+                translation_lag
+                    .get_or_create(&vec![
+                        ("server".to_string(), id.clone()),
+                        ("partition".to_string(), partition),
+                    ])
+                    .set(n);
+            }
+            for (group, sync) in report.group_syncs.into_iter().take(MAX_GROUP_LABELS) {
+                group_sync
+                    .get_or_create(&vec![
+                        ("server".to_string(), id.clone()),
+                        ("group".to_string(), escape_label_value(&group)),
+                    ])
+                    .set(i64::try_from(sync.last_sync_unix_ms).unwrap_or(i64::MAX));
+            }
             let labels = vec![("id".to_string(), id.clone())];
             if let Some(r) = number_at(&m.document, PRODUCE_RATE) {
                 rate.get_or_create(&labels).set(r);
@@ -127,6 +173,9 @@ impl Metrics {
             }
             if let Some(n) = number_at(&m.document, RECORDS_PRODUCED) {
                 produced.get_or_create(&labels).set(n);
+            }
+            if let Some(n) = number_at(&m.document, RECORDS_SKIPPED_LOOP) {
+                skipped_loop.get_or_create(&labels).set(n);
             }
             if let Some((parts, total)) = lag_of(&m.document) {
                 lag.get_or_create(&labels).set(total);
@@ -156,6 +205,11 @@ impl Metrics {
             produced,
         );
         registry.register(
+            "task_records_skipped_loop",
+            "Records the task's current executor did not mirror because their provenance names its target cluster",
+            skipped_loop,
+        );
+        registry.register(
             "task_lag_records",
             "Consumer lag in records over all partitions, as the task's executor last reported",
             lag,
@@ -164,6 +218,17 @@ impl Metrics {
             "task_partition_lag_records",
             "Consumer lag in records per source topic-partition",
             partition_lag,
+        );
+
+        registry.register(
+            "offset_translation_lag",
+            "Per source topic-partition: records between the task's committed offset and the last offset its offset syncs translate exactly",
+            translation_lag,
+        );
+        registry.register(
+            "group_sync_last_unix_ms",
+            "When the consumer group's translated offsets were last written on the target (ms since the epoch; 0: never)",
+            group_sync,
         );
 
         let mut out = String::new();
@@ -193,7 +258,8 @@ mod tests {
         cluster.get_mut(id).expect("server").metrics = Some(TaskMetrics {
             received_ms: 2,
             document: serde_json::json!({"kind": "metrics", "produce_rate": 1500.5,
-                "consume_rate": 1600.0, "records_produced": 9000, "lag": {"t-0": 40, "t-1": 2}}),
+                "consume_rate": 1600.0, "records_produced": 9000, "records_skipped_loop": 12,
+                "lag": {"t-0": 40, "t-1": 2}}),
         });
         let m = Metrics::default();
         m.offers_received.inc_by(3);
@@ -215,11 +281,61 @@ mod tests {
             "mmm_task_lag_records{id=\"1\"} 42.0",
             "mmm_task_consumed_records_per_second{id=\"1\"} 1600.0",
             "mmm_task_records_produced{id=\"1\"} 9000.0",
+            "mmm_task_records_skipped_loop{id=\"1\"} 12.0",
             "mmm_task_partition_lag_records{id=\"1\",partition=\"t-0\"} 40.0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn translation_lag_and_group_syncs_are_exposed_and_old_documents_add_nothing() {
+        let mut cluster = Cluster::new();
+        let task = TaskConfig {
+            cpus: 0.2,
+            mem: 256.0,
+            topics: vec!["t".into()],
+            topics_regex: None,
+            consumer: Default::default(),
+            producer: Default::default(),
+        };
+        let id = cluster.add(None, task.clone(), 1).expect("add");
+        cluster.get_mut(id).expect("server").metrics = Some(TaskMetrics {
+            received_ms: 2,
+            document: serde_json::json!({"kind": "metrics", "lag": {"t-0": 1},
+                "offset_syncs": {"topic": "mmm-offset-syncs",
+                    "translation_lag": {"t-0": 0, "t-1": 17, "bad\"}label-1": 5}},
+                "group_syncs": {"billing": {"last_sync_unix_ms": 1_795_000_000_000u64,
+                        "partitions": 2, "skipped": null},
+                    "odd \"group\"\nx": {"last_sync_unix_ms": 5, "partitions": 1}}}),
+        });
+        let old = cluster.add(None, task, 1).expect("add");
+        cluster.get_mut(old).expect("server").metrics = Some(TaskMetrics {
+            received_ms: 2,
+            document: serde_json::json!({"kind": "metrics", "lag": {"t-0": 1}}),
+        });
+        let text = Metrics::default().render(&cluster, &SubscriptionState::Connecting);
+        for line in [
+            "mmm_offset_translation_lag{server=\"1\",partition=\"t-0\"} 0",
+            "mmm_offset_translation_lag{server=\"1\",partition=\"t-1\"} 17",
+            "mmm_group_sync_last_unix_ms{server=\"1\",group=\"billing\"} 1795000000000",
+            "mmm_group_sync_last_unix_ms{server=\"1\",group=\"odd \\\"group\\\"\\nx\"} 5",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(!text.contains("bad"), "{text}");
+        assert!(!text.contains("server=\"2\""), "{text}");
+        // Every line is one sample or one comment: nothing broke out of a label.
+        for line in text.lines() {
+            assert!(
+                line.starts_with("mmm_") || line.starts_with('#'),
+                "{line:?}"
             );
         }
     }

@@ -283,3 +283,68 @@ async fn reads_stay_open_and_changes_need_the_token() {
     // The stand-in scheduler hung up without answering.
     assert_eq!(answer.0, 503, "{}", answer.1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn translation_lag_and_group_syncs_reach_the_status_the_metrics_and_the_page() {
+    let (s, _commands) = serve().await;
+    let now = now_ms();
+    let mut cluster = cluster_with_a_running_task(now, 250.0);
+    // A second task whose executor predates offset syncs.
+    let second = cluster
+        .add(None, cluster.get(1).expect("task 1").task.clone(), now)
+        .expect("add");
+    cluster.get_mut(second).expect("task 2").metrics = Some(Metrics {
+        received_ms: now,
+        document: json!({"kind": "metrics", "produce_rate": 5.0, "lag": {"t-0": 1}}),
+    });
+    // The document as the executor sends it: the replication report flattened in.
+    cluster.get_mut(1).expect("task 1").metrics = Some(Metrics {
+        received_ms: now,
+        document: json!({"kind": "metrics", "produce_rate": 250.0, "lag": {"t-0": 7},
+            "offset_syncs": {"topic": "mmm-offset-syncs",
+                "translation_lag": {"t-0": 2, "t-1": 31}, "last_sync_unix_ms": now,
+                "syncs_written": 12, "error": null},
+            "group_syncs": {"billing": {"last_sync_unix_ms": now - 5_000, "partitions": 2,
+                "skipped": null}}}),
+    });
+    s.view.send_replace(Arc::new(cluster));
+
+    let (status, _, body) = s.get("/api/status").await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("status JSON");
+    let servers = &answer["value"]["servers"];
+    assert_eq!(servers[0]["translation_lag"], json!({"t-0": 2, "t-1": 31}));
+    assert_eq!(
+        servers[0]["group_syncs"],
+        json!({"billing": {"last_sync_unix_ms": now - 5_000, "partitions": 2, "skipped": null}})
+    );
+    assert!(servers[1].get("translation_lag").is_none(), "{body}");
+    assert!(servers[1].get("group_syncs").is_none(), "{body}");
+
+    let (status, _, text) = s.get("/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    for line in [
+        "mmm_offset_translation_lag{server=\"1\",partition=\"t-1\"} 31".to_string(),
+        format!(
+            "mmm_group_sync_last_unix_ms{{server=\"1\",group=\"billing\"}} {}",
+            now - 5_000
+        ),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(!text.contains("server=\"2\""), "{text}");
+
+    let (status, _, html) = s.get("/").await;
+    assert_eq!(status, 200, "{html}");
+    for needle in [
+        r#"translation lag <span class="figure">31</span> <span class="partition">t-1</span>"#,
+        r#"<span class="name">billing</span> <time title="#,
+        // Five seconds, or a few more on a slow machine.
+        " s ago</time></div>",
+    ] {
+        assert!(html.contains(needle), "missing {needle:?} in\n{html}");
+    }
+}

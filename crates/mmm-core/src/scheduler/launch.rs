@@ -52,6 +52,7 @@ pub(crate) fn task_data(settings: &Settings, server: &Server) -> TaskData {
     data.stall_timeout_ms = settings.mirror.stall_timeout_ms;
     data.provenance = settings.mirror.provenance;
     data.source_cluster_alias = settings.mirror.source_cluster_alias.clone();
+    data.target_cluster_alias = settings.mirror.target_cluster_alias.clone();
     data.offset_sync_topic = settings.mirror.offset_sync_topic.clone();
     data.sync_groups = settings.mirror.sync_groups.clone();
     data.sync_groups_interval_ms = settings.mirror.sync_groups_interval_ms;

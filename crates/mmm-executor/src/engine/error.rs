@@ -150,6 +150,14 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    /// Provenance needs the cluster's name and its metadata carries no id.
+    #[error("the {cluster} cluster reports no cluster id (brokers older than Kafka 0.10.1?), which provenance headers need: set [mirror] {alias_key} to name it, or provenance = false")]
+    NoClusterId {
+        /// `source` or `target`.
+        cluster: &'static str,
+        /// The key that names it instead.
+        alias_key: &'static str,
+    },
     /// The consumer hit an error it cannot recover from.
     #[error("the source consumer failed: {0}")]
     Consumer(Box<KafkaError>),
@@ -168,6 +176,7 @@ impl EngineError {
                 | EngineError::TargetTopicMissing { .. }
                 | EngineError::TooFewTargetPartitions { .. }
                 | EngineError::NoOffset { .. }
+                | EngineError::NoClusterId { .. }
         )
     }
 }

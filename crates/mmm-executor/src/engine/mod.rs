@@ -8,6 +8,7 @@
 
 mod callbacks;
 mod error;
+mod provenance;
 mod stall;
 mod state;
 mod worker;
@@ -236,6 +237,7 @@ impl Engine {
             control: control.clone(),
             routes: Routes::default(),
             stall: Default::default(),
+            provenance: None,
         };
         let thread = std::thread::Builder::new()
             .name("replication".into())

@@ -1,6 +1,7 @@
 //! The replication loop and the forwarding of one record.
 
 use super::callbacks::{DeliveryContext, RebalanceContext};
+use super::provenance::{NameError, Provenance, Verdict};
 use super::stall::{PartitionView, StallWatch};
 use super::state::Shared;
 use super::{Control, EngineError, EngineResult, Limits, Summary};
@@ -36,6 +37,10 @@ pub(super) const DELIVERY_POLL_EVERY: u32 = 512;
 
 /// How often the loop checks the partitions' progress against consumer errors.
 pub(super) const STALL_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long one attempt to learn a cluster's id may take; librdkafka goes on
+/// connecting in the background between attempts.
+const CLUSTER_ID_ATTEMPT: Duration = Duration::from_secs(2);
 
 /// At most this many delivery events are served in one go (each holds one
 /// batch of reports), so that consuming goes on under a flood of them.
@@ -117,6 +122,9 @@ pub(super) struct Worker {
     pub(super) control: Arc<Control>,
     pub(super) routes: Routes,
     pub(super) stall: StallWatch,
+    /// The cluster names of the provenance headers, once known; `None`
+    /// while unknown or with `provenance = false`.
+    pub(super) provenance: Option<Provenance>,
 }
 
 impl Worker {
@@ -159,7 +167,51 @@ impl Worker {
         started + Duration::from_millis(self.control.drain_deadline_ms.load(Ordering::Acquire))
     }
 
+    /// Learns the two clusters' names, retrying while a cluster does not
+    /// answer; `None` when a stop came first.
+    fn resolve_provenance(&self) -> Result<Option<Provenance>, EngineError> {
+        let attempt = self.limits.metadata_timeout.min(CLUSTER_ID_ATTEMPT);
+        let mut failed = false;
+        loop {
+            if self.stop_requested() {
+                return Ok(None);
+            }
+            match Provenance::resolve(
+                &self.task,
+                self.consumer.client(),
+                self.producer.client(),
+                attempt,
+            ) {
+                Ok(provenance) => {
+                    tracing::info!(
+                        source = provenance.source(),
+                        target = provenance.target(),
+                        "provenance: records get the source's name; records naming the target are not mirrored"
+                    );
+                    if failed {
+                        self.shared.metrics.set_health("ok", None);
+                    }
+                    return Ok(Some(provenance));
+                }
+                Err(NameError::Permanent(err)) => return Err(err),
+                Err(NameError::Unreachable(reason)) => {
+                    // Nothing is consumed before the names are known: a
+                    // record must not be mirrored without its verdict.
+                    tracing::warn!(%reason, "waiting for a cluster's id");
+                    self.shared.metrics.set_health("degraded", Some(reason));
+                    failed = true;
+                }
+            }
+        }
+    }
+
     pub(super) fn replicate(&mut self) -> Result<(), EngineError> {
+        if self.task.provenance && self.provenance.is_none() {
+            match self.resolve_provenance()? {
+                Some(provenance) => self.provenance = Some(provenance),
+                None => return Ok(()),
+            }
+        }
         let commit_interval = Duration::from_millis(self.task.offset_commit_interval_ms);
         let mut next_commit = Instant::now() + commit_interval;
         let mut paused = false;
@@ -255,6 +307,7 @@ impl Worker {
                         &self.producer,
                         &self.shared,
                         &mut self.routes,
+                        self.provenance.as_ref(),
                         &message,
                     )?;
                     since_delivery_poll += 1;
@@ -458,6 +511,7 @@ pub(super) fn forward(
     producer: &BaseProducer<DeliveryContext>,
     shared: &Shared,
     routes: &mut Routes,
+    provenance: Option<&Provenance>,
     message: &BorrowedMessage<'_>,
 ) -> Result<(), EngineError> {
     let partition = message.partition();
@@ -540,6 +594,11 @@ pub(super) fn forward(
     let key = message.key();
     let payload = message.payload();
     let bytes = key.map_or(0, <[u8]>::len) + payload.map_or(0, <[u8]>::len);
+    let verdict = provenance.map(|p| (p, p.judge(message.headers())));
+    if let Some((_, Verdict::Skip)) = verdict {
+        skip(shared, slot_index, topic, partition, offset, bytes);
+        return Ok(());
+    }
     let mut record: BaseRecord<'_, [u8], [u8], usize> =
         BaseRecord::with_opaque_to(&entry.route.target, opaque);
     if entry.route.preserve {
@@ -557,10 +616,15 @@ pub(super) fn forward(
         }
         Timestamp::NotAvailable => {}
     }
-    if let Some(headers) = message.headers() {
-        if headers.count() > 0 {
-            record = record.headers(headers.detach());
-        }
+    let headers = match verdict {
+        Some((p, verdict)) => p.headers(message.headers(), verdict),
+        None => message
+            .headers()
+            .filter(|h| h.count() > 0)
+            .map(|h| h.detach()),
+    };
+    if let Some(headers) = headers {
+        record = record.headers(headers);
     }
     loop {
         match producer.send(record) {
@@ -599,4 +663,27 @@ pub(super) fn forward(
     Metrics::add(&shared.metrics.records_consumed, 1);
     Metrics::add(&shared.metrics.bytes_consumed, bytes as u64);
     Ok(())
+}
+
+/// Passes over a record that came from the target cluster: it counts as
+/// delivered at once, so that the partition's commits move past it.
+fn skip(
+    shared: &Shared,
+    slot_index: usize,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    bytes: usize,
+) {
+    let mut state = shared.lock();
+    if let Some(slot) = state.slots.get_mut(slot_index) {
+        if let Err(e) = slot.tracker.track(offset) {
+            tracing::info!(error = %e, topic, partition, "source partition rewound");
+        }
+        slot.tracker.delivered(offset);
+    }
+    drop(state);
+    Metrics::add(&shared.metrics.records_consumed, 1);
+    Metrics::add(&shared.metrics.bytes_consumed, bytes as u64);
+    Metrics::add(&shared.metrics.records_skipped_loop, 1);
 }

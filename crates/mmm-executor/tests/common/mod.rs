@@ -6,7 +6,7 @@ pub mod agent;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mmm_core::task_data::{Properties, TaskData, TopicSelection};
+use mmm_core::task_data::{Properties, TaskData, TopicSelection, PROVENANCE_HEADER};
 use mmm_test_support::{random_name, ConsumedRecord, TestRecord};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -88,6 +88,12 @@ pub fn records_with_headers(n: usize, partitions: i32) -> Vec<TestRecord> {
             .with_timestamp(1_600_000_000_000 + i as i64)
         })
         .collect()
+}
+
+/// `record` as a mirror with provenance (the default) writes it: its
+/// headers, then `mmm-provenance` naming `origin`, the source cluster.
+pub fn mirrored(record: &TestRecord, origin: &str) -> TestRecord {
+    record.clone().with_header(PROVENANCE_HEADER, origin)
 }
 
 /// The consumed records grouped by partition, in offset order.

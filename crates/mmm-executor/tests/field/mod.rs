@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mmm_core::task_data::{Properties, TaskData, TopicSelection};
+use mmm_core::task_data::{Properties, TaskData, TopicSelection, PROVENANCE_HEADER};
 use mmm_test_support::{random_name, ConsumedRecord, TestRecord};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -121,8 +121,9 @@ pub fn read_until_idle(
     }
 }
 
-/// Asserts that `got` holds exactly `sent`, partition by partition in order.
-pub fn assert_byte_exact(sent: &[TestRecord], got: &[ConsumedRecord], what: &str) {
+/// Asserts that `got` holds exactly `sent`, partition by partition in
+/// order, each with the provenance header naming `origin` added.
+pub fn assert_byte_exact(sent: &[TestRecord], got: &[ConsumedRecord], origin: &str, what: &str) {
     let mut by_partition: BTreeMap<i32, Vec<&ConsumedRecord>> = BTreeMap::new();
     for r in got {
         by_partition.entry(r.partition).or_default().push(r);
@@ -135,8 +136,9 @@ pub fn assert_byte_exact(sent: &[TestRecord], got: &[ConsumedRecord], what: &str
         let expected: Vec<_> = sent.iter().filter(|r| r.partition == *p).collect();
         assert_eq!(records.len(), expected.len(), "{what}: partition {p}");
         for (got, want) in records.iter().zip(expected) {
+            let want = want.clone().with_header(PROVENANCE_HEADER, origin);
             assert!(
-                got.matches(want),
+                got.matches(&want),
                 "{what}: partition {p}: {got:?} differs from {want:?}"
             );
         }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use mmm_core::model::{Cluster, Server, ServerId, StateChange};
+use mmm_core::replication_report::{GroupSyncReport, ReplicationReport};
 use serde::Serialize;
 
 use super::reading::Reading;
@@ -62,6 +63,12 @@ pub struct TaskView {
     pub health_error: Option<String>,
     /// The latest state changes, newest first.
     pub changes: Vec<StateChange>,
+    /// The largest offset translation lag over the task's partitions, and
+    /// that partition; absent when the task writes no offset syncs.
+    pub translation_lag: Option<i64>,
+    pub translation_lag_partition: Option<String>,
+    /// Per synced consumer group: its latest sync on the target.
+    pub group_syncs: BTreeMap<String, GroupSyncReport>,
 }
 
 impl TaskView {
@@ -71,6 +78,15 @@ impl TaskView {
             .as_ref()
             .map(|m| Reading::of(&m.document))
             .unwrap_or_default();
+        let report = server
+            .metrics
+            .as_ref()
+            .map(|m| ReplicationReport::from_metrics(&m.document))
+            .unwrap_or_default();
+        let widest = report
+            .offset_syncs
+            .as_ref()
+            .and_then(|s| s.translation_lag.iter().max_by_key(|(_, lag)| **lag));
         TaskView {
             id: server.id,
             state: server.state.as_str(),
@@ -94,6 +110,9 @@ impl TaskView {
                 .take(CHANGES_SHOWN)
                 .cloned()
                 .collect(),
+            translation_lag: widest.map(|(_, lag)| *lag),
+            translation_lag_partition: widest.map(|(partition, _)| partition.clone()),
+            group_syncs: report.group_syncs,
         }
     }
 }

@@ -24,7 +24,7 @@ impl Fragments {
     pub fn of(d: &Dashboard) -> Fragments {
         Fragments {
             framework: framework(&d.framework, d.protected, d.insecure),
-            rows: rows(&d.tasks),
+            rows: rows(&d.tasks, d.now_ms),
             chart: chart::render(&d.samples, d.now_ms),
             rendered_at: utc(d.now_ms),
         }
@@ -73,7 +73,7 @@ pub fn render(d: &Dashboard) -> String {
 <p id="notice" role="status" aria-live="polite"></p>
 <div class="table-box">
 <table id="tasks">
-<thead><tr><th>ID</th><th>State</th><th>Agent host</th><th>Topics</th><th class="num">In rec/s</th><th class="num">Out rec/s</th><th class="num">Lag</th><th>Last commit</th><th>Recent changes</th><th class="needs-js">Actions</th></tr></thead>
+<thead><tr><th>ID</th><th>State</th><th>Agent host</th><th>Topics</th><th class="num">In rec/s</th><th class="num">Out rec/s</th><th class="num">Lag</th><th>Last commit</th><th>Offset sync</th><th>Recent changes</th><th class="needs-js">Actions</th></tr></thead>
 <tbody id="task-rows">{rows}</tbody>
 </table>
 </div>
@@ -123,14 +123,49 @@ fn framework(f: &FrameworkView, protected: bool, insecure: bool) -> String {
     )
 }
 
-fn rows(tasks: &[TaskView]) -> String {
+fn rows(tasks: &[TaskView], now_ms: u64) -> String {
     if tasks.is_empty() {
-        return r#"<tr class="empty"><td colspan="10">No tasks yet: add some here or with <code>mmm-cli add</code>.</td></tr>"#.to_string();
+        return r#"<tr class="empty"><td colspan="11">No tasks yet: add some here or with <code>mmm-cli add</code>.</td></tr>"#.to_string();
     }
-    tasks.iter().map(row).collect()
+    tasks.iter().map(|t| row(t, now_ms)).collect()
 }
 
-fn row(t: &TaskView) -> String {
+/// The largest translation lag and each synced group's last sync, by age.
+fn offset_sync(t: &TaskView, now_ms: u64) -> String {
+    let mut out = String::new();
+    if let Some(lag) = t.translation_lag {
+        let _ = write!(
+            out,
+            r#"<div class="translation">translation lag <span class="figure">{}</span> <span class="partition">{}</span></div>"#,
+            figure(Some(lag as f64)),
+            esc(t.translation_lag_partition.as_deref().unwrap_or_default()),
+        );
+    }
+    for (group, sync) in &t.group_syncs {
+        let when = match sync.last_sync_unix_ms {
+            0 => "never synced".to_string(),
+            ms => format!(
+                r#"<time title="{}">{} ago</time>"#,
+                utc(ms),
+                duration(now_ms.saturating_sub(ms) / 1000)
+            ),
+        };
+        let skipped = sync.skipped.as_deref().map_or(String::new(), |why| {
+            format!(r#" <span class="skipped">{}</span>"#, esc(why))
+        });
+        let _ = write!(
+            out,
+            r#"<div class="group"><span class="name">{}</span> {when}{skipped}</div>"#,
+            esc(group)
+        );
+    }
+    if out.is_empty() {
+        out.push('–');
+    }
+    out
+}
+
+fn row(t: &TaskView, now_ms: u64) -> String {
     let topics = match &t.topics_regex {
         Some(regex) => format!("<code>/{}/</code>", esc(regex)),
         None if t.topics.is_empty() => "–".to_string(),
@@ -166,13 +201,14 @@ fn row(t: &TaskView) -> String {
         _ => "stop",
     };
     format!(
-        r#"<tr id="task-{id}" data-state="{state}"><td class="id">{id}</td><td class="state"><span class="badge state-{state}">{state}</span>{goal}{health}</td><td class="host">{host}</td><td class="topics">{topics}</td><td class="num in" title="{reported}">{rin}</td><td class="num out" title="{reported}">{rout}</td><td class="num lag">{lag}</td><td class="commit">{commit}</td><td class="changes">{changes}</td><td class="actions needs-js"><button type="button" data-action="{toggle}" data-id="{id}">{toggle_label}</button> <button type="button" class="danger" data-action="delete" data-id="{id}">Delete</button></td></tr>"#,
+        r#"<tr id="task-{id}" data-state="{state}"><td class="id">{id}</td><td class="state"><span class="badge state-{state}">{state}</span>{goal}{health}</td><td class="host">{host}</td><td class="topics">{topics}</td><td class="num in" title="{reported}">{rin}</td><td class="num out" title="{reported}">{rout}</td><td class="num lag">{lag}</td><td class="commit">{commit}</td><td class="sync">{sync}</td><td class="changes">{changes}</td><td class="actions needs-js"><button type="button" data-action="{toggle}" data-id="{id}">{toggle_label}</button> <button type="button" class="danger" data-action="delete" data-id="{id}">Delete</button></td></tr>"#,
         id = t.id,
         state = t.state,
         rin = figure(t.records_in_per_sec),
         rout = figure(t.records_out_per_sec),
         lag = figure(t.lag),
         changes = changes(&t.changes),
+        sync = offset_sync(t, now_ms),
         toggle_label = if toggle == "start" { "Start" } else { "Stop" },
     )
 }
@@ -360,6 +396,44 @@ mod tests {
             &SubscriptionState::Connecting,
         ));
         assert!(!healthy.contains("class=\"health "), "{healthy}");
+    }
+
+    #[test]
+    fn offset_sync_shows_the_largest_translation_lag_and_each_groups_last_sync() {
+        let mut cluster = running_cluster();
+        cluster.get_mut(1).expect("server").metrics = Some(Metrics {
+            received_ms: NOW,
+            document: json!({"kind": "metrics",
+                "offset_syncs": {"topic": "mmm-offset-syncs",
+                    "translation_lag": {"orders-0": 3, "orders-1": 1250}},
+                "group_syncs": {
+                    "billing": {"last_sync_unix_ms": NOW - 12_000, "partitions": 2},
+                    "<audit>": {"last_sync_unix_ms": 0, "partitions": 0,
+                        "skipped": "the group has <active> members on the target"}}}),
+        });
+        let d = dashboard(&cluster, &SubscriptionState::Connecting);
+        let html = render(&d);
+        for needle in [
+            "<th>Offset sync</th>",
+            "translation lag <span class=\"figure\">1\u{2009}250</span> <span class=\"partition\">orders-1</span>",
+            r#"<span class="name">billing</span> <time title="2026-11-18 11:06:28 UTC">12 s ago</time>"#,
+            r#"<span class="name">&lt;audit&gt;</span> never synced <span class="skipped">the group has &lt;active&gt; members on the target</span>"#,
+        ] {
+            assert!(html.contains(needle), "missing {needle:?} in\n{html}");
+        }
+        let v = serde_json::to_value(&d).expect("json");
+        assert_eq!(v["tasks"][0]["translation_lag"], 1250);
+        assert_eq!(v["tasks"][0]["translation_lag_partition"], "orders-1");
+        assert_eq!(
+            v["tasks"][0]["group_syncs"]["billing"]["last_sync_unix_ms"],
+            NOW - 12_000
+        );
+        // A report without offset syncs shows a dash.
+        let html = render(&dashboard(
+            &running_cluster(),
+            &SubscriptionState::Connecting,
+        ));
+        assert!(html.contains(r#"<td class="sync">–</td>"#), "{html}");
     }
 
     #[test]
