@@ -151,7 +151,7 @@ impl Dist {
         let mut sha256 = BTreeMap::new();
         for name in &names {
             let source = dir.join(name);
-            let actual = copy_hashed(&source, &private.path().join(&name))?;
+            let actual = copy_hashed(&source, &private.path().join(name))?;
             if let Some(hash) = expected.as_ref().and_then(|e| e.get(name)) {
                 if !actual.eq_ignore_ascii_case(hash) {
                     return Err(DistError::Mismatch {
