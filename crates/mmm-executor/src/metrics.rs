@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use mmm_core::replication_report::{GroupSyncReport, OffsetSyncReport, ReplicationReport};
 use serde::Serialize;
 
 /// The engine's counters, shared with whoever reports them.
@@ -40,6 +41,8 @@ pub struct Metrics {
     /// The task's health ("ok", "degraded", "stalled"; empty: not checked
     /// yet) and the error behind it.
     health: Mutex<(&'static str, Option<String>)>,
+    /// Offset syncs and group syncs.
+    replication: Mutex<ReplicationReport>,
 }
 
 impl Metrics {
@@ -101,6 +104,28 @@ impl Metrics {
         }
     }
 
+    /// Changes the offset sync part of the replication report.
+    pub fn update_offset_syncs(&self, change: impl FnOnce(&mut OffsetSyncReport)) {
+        if let Ok(mut guard) = self.replication.lock() {
+            change(guard.offset_syncs.get_or_insert_with(Default::default));
+        }
+    }
+
+    /// Changes the report of consumer group `group`'s offset sync.
+    pub fn update_group_sync(&self, group: &str, change: impl FnOnce(&mut GroupSyncReport)) {
+        if let Ok(mut guard) = self.replication.lock() {
+            change(guard.group_syncs.entry(group.to_owned()).or_default());
+        }
+    }
+
+    /// The offset and group syncs.
+    pub fn replication(&self) -> ReplicationReport {
+        self.replication
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
     /// The lag table.
     pub fn lag(&self) -> BTreeMap<String, i64> {
         self.lag.lock().map(|g| g.clone()).unwrap_or_default()
@@ -147,6 +172,9 @@ pub struct MetricsReport {
     pub health: &'static str,
     /// The error behind a health other than "ok".
     pub error: Option<String>,
+    /// Offset translation and group syncs (docs/disaster-recovery.md).
+    #[serde(flatten)]
+    pub replication: ReplicationReport,
 }
 
 /// Turns successive snapshots into reports with rates.
@@ -189,6 +217,7 @@ impl RateReporter {
             lag: metrics.lag(),
             health,
             error,
+            replication: metrics.replication(),
         };
         self.previous = counters;
         self.at = now;
