@@ -69,14 +69,16 @@ mod tests {
 
     #[test]
     fn reads_back_from_a_flattened_document_and_tolerates_old_ones() {
-        let mut report = ReplicationReport::default();
-        report.offset_syncs = Some(OffsetSyncReport {
-            topic: "mmm-offset-syncs".into(),
-            translation_lag: [("t-0".to_string(), 3)].into(),
-            last_sync_unix_ms: 42,
-            syncs_written: 7,
-            error: None,
-        });
+        let mut report = ReplicationReport {
+            offset_syncs: Some(OffsetSyncReport {
+                topic: "mmm-offset-syncs".into(),
+                translation_lag: [("t-0".to_string(), 3)].into(),
+                last_sync_unix_ms: 42,
+                syncs_written: 7,
+                error: None,
+            }),
+            ..ReplicationReport::default()
+        };
         report.group_syncs.insert(
             "billing".into(),
             GroupSyncReport {

@@ -12,6 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::syncs::SyncPublisher;
 use crate::metrics::Metrics;
 use crate::offset_sync::segments::PartitionMap;
+use crate::offset_sync::KnownMaps;
 use crate::offset_tracker::OffsetTracker;
 
 /// One source partition's bookkeeping.
@@ -48,7 +49,7 @@ pub(super) struct State {
     pub(super) map_offsets: bool,
     /// The mapping of partitions without a slot (read back from the sync
     /// topic, or revoked), with their target topic.
-    pub(super) known: HashMap<(String, i32), (String, PartitionMap)>,
+    pub(super) known: KnownMaps,
     /// The source partitions' log start offsets, from the latest statistics.
     pub(super) low_watermarks: HashMap<(String, i32), i64>,
 }

@@ -31,6 +31,9 @@ pub struct ReadBackError {
     pub source: KafkaError,
 }
 
+/// The mapping per source (topic, partition), with the partition's target topic.
+pub type KnownMaps = HashMap<(String, i32), (String, PartitionMap)>;
+
 /// How long the read-back waits for more records once every partition
 /// reported its end (or, without such reports, at all).
 const SETTLE: Duration = Duration::from_millis(300);
@@ -44,7 +47,7 @@ pub fn read_back(
     topic: &str,
     timeout: Duration,
     keep: impl Fn(&str, &str) -> bool,
-) -> Result<HashMap<(String, i32), (String, PartitionMap)>, ReadBackError> {
+) -> Result<KnownMaps, ReadBackError> {
     let fail = |source| ReadBackError {
         topic: topic.to_owned(),
         source,
@@ -132,7 +135,7 @@ pub fn read_back(
             }
         }
     }
-    let mut maps: HashMap<(String, i32), (String, PartitionMap)> = HashMap::new();
+    let mut maps = KnownMaps::new();
     let mut segments = 0usize;
     for (key, sync) in latest {
         let Some(sync) = sync else { continue };
