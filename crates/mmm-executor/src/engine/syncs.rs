@@ -19,6 +19,11 @@ use crate::kafka_config::producer_config;
 use crate::metrics::Metrics;
 use crate::offset_sync::segments::{PartitionMap, Segment};
 
+/// How long a commit waits for its syncs: a target that does not answer
+/// must not hold up the commit (above all the last one, within the kill
+/// grace period); the syncs then go out with the next commit.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Counts the sync producer's failed deliveries.
 #[derive(Default)]
 pub(super) struct SyncContext {
@@ -106,7 +111,10 @@ impl SyncPublisher {
         let replication = self.replication_factor.map_or(-1, i32::from);
         let new_topic = NewTopic::new(&self.topic, 1, TopicReplication::Fixed(replication))
             .set("cleanup.policy", "compact");
-        let options = AdminOptions::new().operation_timeout(Some(self.timeout));
+        let bound = self.timeout.min(WRITE_TIMEOUT);
+        let options = AdminOptions::new()
+            .operation_timeout(Some(bound))
+            .request_timeout(Some(bound));
         let results = futures::executor::block_on(self.admin.create_topics([&new_topic], &options))
             .map_err(|e| format!("creating offset sync topic {}: {e}", self.topic))?;
         match results.into_iter().next() {
@@ -177,7 +185,7 @@ impl SyncPublisher {
     fn write(&self, pending: &[Pending]) -> Result<(), String> {
         self.ensure_topic()?;
         let failures_before = self.producer.context().failures.load(Ordering::Relaxed);
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + self.timeout.min(WRITE_TIMEOUT);
         for p in pending {
             let key = p.key.encode();
             let value = p.value.as_ref().map(OffsetSync::encode);
@@ -316,4 +324,72 @@ fn translation_lag(state: &State) -> BTreeMap<String, i64> {
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_segments_are_written_and_those_below_the_log_start_tombstoned() {
+        let mut state = State::default();
+        let i = state.slot_for("t", "t.copy", 2);
+        for o in 0..10 {
+            state.slots[i].map.record(o, o);
+        }
+        let first = collect(&mut state);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].key.encode(), "t/2/0/0");
+        let value = first[0].value.clone().expect("a segment");
+        assert_eq!(
+            (
+                value.count,
+                value.target_topic.as_str(),
+                value.target_partition
+            ),
+            (10, "t.copy", 2)
+        );
+        state.slots[i]
+            .map
+            .mark_published(first[0].handle, first[0].segment);
+        assert!(collect(&mut state).is_empty(), "nothing changed since");
+
+        // A restart from 20 (the log start moved past the first segment).
+        for o in 20..25 {
+            state.slots[i].map.record(o, o - 10);
+        }
+        state.low_watermarks.insert(("t".into(), 2), 20);
+        let second = collect(&mut state);
+        let keys: Vec<_> = second
+            .iter()
+            .map(|p| (p.key.encode(), p.value.is_some()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("t/2/0/0".to_string(), false),
+                ("t/2/20/10".to_string(), true)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_translation_lag_counts_from_the_published_end() {
+        let mut state = State::default();
+        let i = state.slot_for("t", "t", 0);
+        for o in 0..10 {
+            state.slots[i].tracker.track(o).expect("ascending");
+            state.slots[i].tracker.delivered(o);
+            state.slots[i].map.record(o, o);
+        }
+        state.slots[i].map.mark_published(
+            0,
+            Segment {
+                source_start: 0,
+                target_start: 0,
+                count: 6,
+            },
+        );
+        assert_eq!(translation_lag(&state), [("t-0".to_string(), 4)].into());
+    }
 }
