@@ -7,76 +7,34 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::time::Duration;
 
 use common::*;
 use mmm_core::task_data::GroupSelection;
 use mmm_executor::engine::{Engine, Limits};
-use mmm_test_support::{consume_all, create_topic, produce, random_name, KafkaBroker, TestRecord};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use mmm_test_support::{
+    consume_all, consume_as_group, create_topic, produce, random_name, KafkaBroker, TestRecord,
+};
 
 const PARTITIONS: i32 = 2;
 const PER_PARTITION: usize = 400;
 
-/// The application: joins `group`, reads `topic` from its committed offsets,
-/// processes at most `limit` records per partition (all when `None`), commits
-/// the offsets after what it processed and leaves. Returns the values it
-/// processed.
+/// The application: reads from the group's committed offsets, at most
+/// `limit` records per partition, commits and leaves; the values it processed.
 fn application(bootstrap: &str, group: &str, topic: &str, limit: Option<usize>) -> Vec<Vec<u8>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .expect("application consumer");
-    consumer.subscribe(&[topic]).expect("subscribed");
-    let mut processed = Vec::new();
-    let mut per_partition: BTreeMap<i32, (usize, i64)> = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    // Since the assignment or the last record.
-    let mut quiet_since: Option<Instant> = None;
-    loop {
-        assert!(Instant::now() < deadline, "the application did not finish");
-        let full = limit.is_some_and(|l| {
-            per_partition.len() == PARTITIONS as usize
-                && per_partition.values().all(|(n, _)| *n >= l)
-        });
-        if quiet_since.is_none() && consumer.assignment().is_ok_and(|a| a.count() > 0) {
-            quiet_since = Some(Instant::now());
-        }
-        if full || quiet_since.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
-            break;
-        }
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                quiet_since = Some(Instant::now());
-                let entry = per_partition.entry(m.partition()).or_insert((0, 0));
-                if limit.is_some_and(|l| entry.0 >= l) {
-                    continue;
-                }
-                entry.0 += 1;
-                entry.1 = m.offset() + 1;
-                processed.push(m.payload().unwrap_or_default().to_vec());
-            }
-            Some(Err(e)) => panic!("application consumer: {e}"),
-            None => {}
-        }
-    }
-    let mut tpl = TopicPartitionList::new();
-    for (p, (_, next)) in &per_partition {
-        tpl.add_partition_offset(topic, *p, Offset::Offset(*next))
-            .expect("partition");
-    }
-    if tpl.count() > 0 {
-        consumer.commit(&tpl, CommitMode::Sync).expect("committed");
-    }
-    consumer.unsubscribe();
-    processed
+    consume_as_group(
+        bootstrap,
+        group,
+        topic,
+        PARTITIONS,
+        limit,
+        Duration::from_secs(90),
+    )
+    .expect("the application")
+    .into_iter()
+    .map(|r| r.value.unwrap_or_default())
+    .collect()
 }
 
 /// A task mirroring `topic` that syncs `app_group`.
