@@ -158,11 +158,11 @@ impl Worker {
             return;
         };
         if let Err(error) = syncs.ensure_topic() {
-            tracing::warn!(%error, "offset syncs will not be written");
+            // Tried again before each commit; an existing topic may still be readable.
+            tracing::warn!(%error, "offset sync topic not ready");
             self.shared
                 .metrics
                 .update_offset_syncs(|r| r.error = Some(error));
-            return;
         }
         let selected = crate::offset_sync::topic_filter(&self.task);
         let task = &self.task;
