@@ -197,9 +197,10 @@ impl GroupSync {
             };
             match outcome {
                 Ok(0) => update(&|r| {
-                    if r.skipped.is_some() || r.last_sync_unix_ms == 0 {
-                        r.skipped = Some("nothing to move forward".into());
-                    }
+                    r.skipped = Some(
+                        "up to date: the target offsets are at or past the translated ones,                          or nothing is translatable yet"
+                            .into(),
+                    )
                 }),
                 Ok(n) => update(&|r| {
                     r.last_sync_unix_ms = now_unix_ms();
