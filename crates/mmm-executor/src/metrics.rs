@@ -255,5 +255,30 @@ mod tests {
         let json = serde_json::to_value(&third).expect("serializes");
         assert_eq!(json["health"], "stalled");
         assert_eq!(json["error"], "t-0 has made no progress");
+        assert!(
+            json.get("offset_syncs").is_none(),
+            "absent until syncs are on"
+        );
+    }
+
+    #[test]
+    fn the_replication_report_is_flattened_into_the_document() {
+        let m = Metrics::default();
+        m.update_offset_syncs(|r| {
+            r.topic = "mmm-offset-syncs".into();
+            r.translation_lag.insert("t-0".into(), 0);
+            r.syncs_written = 4;
+        });
+        m.update_group_sync("billing", |r| r.partitions = 2);
+        let report = RateReporter::new(Instant::now()).report(&m, "task", 1, Instant::now());
+        let json = serde_json::to_value(&report).expect("serializes");
+        assert_eq!(json["offset_syncs"]["syncs_written"], 4);
+        assert_eq!(json["offset_syncs"]["translation_lag"]["t-0"], 0);
+        assert_eq!(json["group_syncs"]["billing"]["partitions"], 2);
+        assert_eq!(
+            ReplicationReport::from_metrics(&json),
+            m.replication(),
+            "the scheduler reads back what the executor wrote"
+        );
     }
 }

@@ -258,6 +258,7 @@ impl Engine {
             ),
             None => None,
         };
+        syncs::load_in_background(&task, &shared, limits.metadata_timeout);
         let (tx, rx) = oneshot::channel();
         let shared_for_engine = shared.clone();
         let stop_group_sync = control.clone();

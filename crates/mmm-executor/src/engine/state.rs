@@ -139,6 +139,25 @@ impl State {
         self.free.push(i);
     }
 
+    /// Adds segments read back from the sync topic to the partitions' mappings.
+    pub(super) fn merge_known(&mut self, maps: KnownMaps) {
+        for ((topic, partition), (target_topic, map)) in maps {
+            let into = match self.find_slot(&topic, partition) {
+                Some(i) => &mut self.slots[i].map,
+                None => {
+                    &mut self
+                        .known
+                        .entry((topic, partition))
+                        .or_insert_with(|| (target_topic, PartitionMap::new()))
+                        .1
+                }
+            };
+            for segment in map.segments() {
+                into.load(segment);
+            }
+        }
+    }
+
     /// The target offset where a group that committed `offset` of source
     /// partition (`topic`, `partition`) resumes ([`PartitionMap::translate`]).
     pub(super) fn translate(&self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
@@ -282,6 +301,46 @@ mod tests {
         assert_eq!(c, a);
         assert_eq!(state.slots.len(), 2);
         assert_eq!(state.slots[c].topic, "other");
+    }
+
+    #[test]
+    fn read_back_segments_join_the_slot_or_wait_for_one_and_revoked_maps_are_kept() {
+        use crate::offset_sync::segments::Segment;
+        let mut state = State::default();
+        let a = state.slot_for("t", "t", 0);
+        state.slots[a].map.record(100, 50);
+        let old = |source_start, target_start, count| {
+            let mut map = PartitionMap::new();
+            map.load(Segment {
+                source_start,
+                target_start,
+                count,
+            });
+            map
+        };
+        let mut read = KnownMaps::new();
+        read.insert(("t".into(), 0), ("t".into(), old(0, 0, 100)));
+        read.insert(("t".into(), 1), ("t".into(), old(0, 0, 10)));
+        state.merge_known(read);
+        assert_eq!(
+            state.translate("t", 0, 40),
+            Some(40),
+            "the earlier run's copy"
+        );
+        assert_eq!(state.translate("t", 0, 100), Some(50), "this run's copy");
+        assert!(
+            state.slots[a].map.changed().len() == 1,
+            "only this run's segment to publish"
+        );
+        assert_eq!(state.translate("t", 1, 5), Some(5), "kept for a later slot");
+        let b = state.slot_for("t", "t", 1);
+        assert_eq!(state.slots[b].map.translate(5), Some(5));
+        state.release(a);
+        assert_eq!(
+            state.translate("t", 0, 100),
+            Some(50),
+            "kept after the revoke"
+        );
     }
 
     #[test]

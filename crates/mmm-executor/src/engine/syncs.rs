@@ -225,6 +225,55 @@ impl SyncPublisher {
     }
 }
 
+/// Creates the sync topic if needed and reads back what earlier runs
+/// published, so that translation covers their records too. On a thread of
+/// its own: a target that does not answer must not hold up the replication
+/// loop (or a kill).
+pub(super) fn load_in_background(
+    task: &TaskData,
+    shared: &Arc<super::state::Shared>,
+    timeout: Duration,
+) {
+    if shared.syncs.is_none() {
+        return;
+    }
+    let task = task.clone();
+    let shared = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("offset-sync-load".into())
+        .spawn(move || {
+            let Some(syncs) = &shared.syncs else {
+                return;
+            };
+            if let Err(error) = syncs.ensure_topic() {
+                // Tried again before each commit; an existing topic may still be readable.
+                tracing::warn!(%error, "offset sync topic not ready");
+                shared
+                    .metrics
+                    .update_offset_syncs(|r| r.error = Some(error));
+            }
+            let selected = crate::offset_sync::topic_filter(&task);
+            let config = crate::offset_sync::target_client_config(&task);
+            match crate::offset_sync::read_back(
+                &config,
+                syncs.topic(),
+                timeout,
+                |source, target| selected(source) && task.target_topic(source) == target,
+            ) {
+                Ok(known) => shared.lock().merge_known(known),
+                Err(error) => {
+                    tracing::warn!(%error, "earlier offset syncs not read back");
+                    shared
+                        .metrics
+                        .update_offset_syncs(|r| r.error = Some(error.to_string()));
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "earlier offset syncs not read back");
+    }
+}
+
 fn sync_record(
     topic: &str,
     partition: i32,

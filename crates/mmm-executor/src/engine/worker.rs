@@ -121,7 +121,6 @@ pub(super) struct Worker {
 
 impl Worker {
     pub(super) fn run(mut self) -> EngineResult {
-        self.load_syncs();
         let outcome = self.replicate();
         let committed = match &outcome {
             Ok(()) => self.drain_and_commit(),
@@ -149,38 +148,6 @@ impl Worker {
             committed,
             undelivered,
         })
-    }
-
-    /// Creates the sync topic if needed and reads back what earlier runs
-    /// published, so that translation covers their records too.
-    fn load_syncs(&self) {
-        let Some(syncs) = &self.shared.syncs else {
-            return;
-        };
-        if let Err(error) = syncs.ensure_topic() {
-            // Tried again before each commit; an existing topic may still be readable.
-            tracing::warn!(%error, "offset sync topic not ready");
-            self.shared
-                .metrics
-                .update_offset_syncs(|r| r.error = Some(error));
-        }
-        let selected = crate::offset_sync::topic_filter(&self.task);
-        let task = &self.task;
-        let config = crate::offset_sync::target_client_config(task);
-        match crate::offset_sync::read_back(
-            &config,
-            syncs.topic(),
-            self.limits.metadata_timeout,
-            |source, target| selected(source) && task.target_topic(source) == target,
-        ) {
-            Ok(known) => self.shared.lock().known = known,
-            Err(error) => {
-                tracing::warn!(%error, "earlier offset syncs not read back");
-                self.shared
-                    .metrics
-                    .update_offset_syncs(|r| r.error = Some(error.to_string()));
-            }
-        }
     }
 
     pub(super) fn stop_requested(&self) -> bool {
