@@ -114,7 +114,7 @@ fn selected_groups_get_translated_offsets_on_the_target_unless_live_there_or_ahe
     data.offset_sync_topic = random_name("offset-syncs");
     data.sync_groups = GroupSelection::Regex("app-.*".into());
     data.sync_groups_interval_ms = 300;
-    let engine = Engine::start(data, Limits::default()).expect("engine starts");
+    let engine = Engine::start(data.clone(), Limits::default()).expect("engine starts");
     let metrics = engine.metrics();
     consume_all(&target.bootstrap(), &topic, 410, Duration::from_secs(120)).expect("mirrored");
     // Partition 0: 5 foreign records, then source 0.. at 5..: 120 → 125.
@@ -169,4 +169,21 @@ fn selected_groups_get_translated_offsets_on_the_target_unless_live_there_or_ahe
     join_within(member, "the target member");
     engine.stop(Duration::from_secs(10));
     join_engine(engine, "the engine").expect("clean stop");
+
+    // A restarted mirror with nothing new to copy still syncs the group,
+    // from the mapping it read back.
+    let engine = Engine::start(data, Limits::default()).expect("engine restarts");
+    commit_offsets(&source.bootstrap(), &idle, &topic, &[(0, 200), (1, 199)]);
+    wait_until(
+        "the idle group synced again",
+        Duration::from_secs(60),
+        || committed(&target.bootstrap(), &idle, &topic, 2) == vec![205, 204],
+    );
+    assert_eq!(
+        engine.metrics().records_produced.load(Ordering::Relaxed),
+        0,
+        "nothing copied again"
+    );
+    engine.stop(Duration::from_secs(10));
+    join_engine(engine, "the restarted engine").expect("clean stop");
 }

@@ -173,7 +173,12 @@ impl ConsumerContext for RebalanceContext {
             return;
         };
         let revoked: Vec<usize> = {
-            let state = self.shared.lock();
+            let mut state = self.shared.lock();
+            for e in tpl.elements() {
+                state
+                    .assigned
+                    .remove(&(e.topic().to_owned(), e.partition()));
+            }
             tpl.elements()
                 .iter()
                 .filter_map(|e| state.find_slot(e.topic(), e.partition()))
@@ -225,6 +230,7 @@ impl ConsumerContext for RebalanceContext {
             Rebalance::Assign(tpl) => {
                 let mut state = self.shared.lock();
                 for e in tpl.elements() {
+                    state.assigned.insert((e.topic().to_owned(), e.partition()));
                     if let Some(i) = state.find_slot(e.topic(), e.partition()) {
                         let slot = &mut state.slots[i];
                         slot.assigned = true;

@@ -153,20 +153,28 @@ impl GroupSync {
         }
     }
 
+    /// The assigned partitions with a mapping: copied by this run, or by an
+    /// earlier one (read back) and idle since.
     fn owned(&self) -> Vec<Owned> {
         let state = self.shared.lock();
-        let mut owned: Vec<Owned> = state
-            .slots
+        state
+            .assigned
             .iter()
-            .filter(|s| s.assigned && !s.map.is_empty())
-            .map(|s| Owned {
-                topic: s.topic.clone(),
-                partition: s.partition,
-                target_topic: s.target_topic.clone(),
+            .filter_map(|(topic, partition)| {
+                let target_topic = match state.find_slot(topic, *partition) {
+                    Some(i) => {
+                        let slot = state.slots.get(i)?;
+                        (!slot.map.is_empty()).then(|| slot.target_topic.clone())?
+                    }
+                    None => state.known.get(&(topic.clone(), *partition))?.0.clone(),
+                };
+                Some(Owned {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    target_topic,
+                })
             })
-            .collect();
-        owned.sort();
-        owned
+            .collect()
     }
 
     /// One pass over the selected groups.

@@ -50,6 +50,9 @@ pub(super) struct State {
     /// The mapping of partitions without a slot (read back from the sync
     /// topic, or revoked), with their target topic.
     pub(super) known: KnownMaps,
+    /// The source partitions assigned to this member (for the group sync:
+    /// also those that have not yielded a record yet).
+    pub(super) assigned: std::collections::BTreeSet<(String, i32)>,
     /// The source partitions' log start offsets, from the latest statistics.
     pub(super) low_watermarks: HashMap<(String, i32), i64>,
 }
