@@ -53,6 +53,22 @@ impl System {
         mesos_keys: &str,
         extra: &str,
     ) -> Result<System> {
+        System::start_full(agents, topics, sim_args, mesos_keys, "", extra)
+    }
+
+    /// Like [`System::start`], with `mirror_keys` added to the `[mirror]` section.
+    pub fn start_mirroring(agents: u32, topics: &[String], mirror_keys: &str) -> Result<System> {
+        System::start_full(agents, topics, &[], "", mirror_keys, "")
+    }
+
+    fn start_full(
+        agents: u32,
+        topics: &[String],
+        sim_args: &[&str],
+        mesos_keys: &str,
+        mirror_keys: &str,
+        extra: &str,
+    ) -> Result<System> {
         let dir = tempfile::tempdir().context("creating the test directory")?;
         let source = KafkaBroker::start().context("starting the source broker")?;
         let target = KafkaBroker::start().context("starting the target broker")?;
@@ -78,12 +94,12 @@ impl System {
             group,
         };
         let mesos_keys = mesos_keys.replace("{dir}", &system.dir.path().display().to_string());
-        system.write_config(&format!("{mesos_keys}\n"), extra)?;
+        system.write_config(&format!("{mesos_keys}\n"), mirror_keys, extra)?;
         system.start_scheduler()?;
         Ok(system)
     }
 
-    fn write_config(&self, mesos_keys: &str, extra: &str) -> Result<()> {
+    fn write_config(&self, mesos_keys: &str, mirror_keys: &str, extra: &str) -> Result<()> {
         let d = self.dir.path();
         fs::create_dir_all(self.state_dir()).context("creating the state directory")?;
         let topics = self
@@ -97,7 +113,7 @@ impl System {
             format!(
                 "[mesos]\nmaster = \"{master}\"\nframework_name = \"mmm-e2e\"\nfailover_timeout_secs = 3600\n{mesos_keys}\n\
                  [api]\nbind = \"127.0.0.1:0\"\n\n\
-                 [mirror]\ntopics = [{topics}]\noffset_commit_interval_ms = 1000\n\n\
+                 [mirror]\ntopics = [{topics}]\noffset_commit_interval_ms = 1000\n{mirror_keys}\n\n\
                  [storage]\npath = \"{state}\"\n\n\
                  [executor]\ndist_dir = \"{dist}\"\n{extra}",
                 master = self.master_url,

@@ -10,6 +10,7 @@ pub mod constraints;
 pub mod delivery_guarantees;
 pub mod kafka_props;
 pub mod model;
+pub mod offset_sync;
 pub mod properties;
 pub mod property_allowlist;
 pub mod replication_report;

@@ -3,7 +3,7 @@
 //! to consume-only and produce-only runs with the same librdkafka settings.
 //!
 //! ```text
-//! cargo run --release -p mmm-executor --example executor-bench [-- --records N --size B --partitions P]
+//! cargo run --release -p mmm-executor --example executor-bench [-- --records N --size B --partitions P --offset-sync-topic NAME]
 //! ```
 //!
 //! Throughput is measured from the first record to the last one (consumed,
@@ -40,6 +40,8 @@ struct Args {
     in_flight: Option<String>,
     /// Which measurements to run (`--only load,produce,consume,replicate`).
     only: Option<Vec<String>>,
+    /// The task's `offset_sync_topic` (`--offset-sync-topic ""` turns syncs off).
+    offset_sync_topic: Option<String>,
 }
 
 impl Args {
@@ -59,6 +61,7 @@ fn args() -> Result<Args> {
         producer: Vec::new(),
         only: None,
         in_flight: None,
+        offset_sync_topic: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -71,6 +74,7 @@ fn args() -> Result<Args> {
             "--producer" => a.producer = pairs(&value)?,
             "--in-flight" => a.in_flight = Some(value),
             "--only" => a.only = Some(value.split(',').map(str::to_owned).collect()),
+            "--offset-sync-topic" => a.offset_sync_topic = Some(value),
             other => bail!("unknown flag {other} (known: --records, --size, --partitions)"),
         }
     }
@@ -224,6 +228,9 @@ fn main() -> Result<()> {
             |data| {
                 data.consumer.extend(a.consumer.iter().cloned());
                 data.producer.extend(a.producer.iter().cloned());
+                if let Some(topic) = &a.offset_sync_topic {
+                    data.offset_sync_topic = topic.clone();
+                }
             },
         )?;
         let (r, join, hwm_kb) = (run.rate, run.join, run.peak_rss_kb);

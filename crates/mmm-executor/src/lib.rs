@@ -3,6 +3,7 @@
 //!
 //! - [`engine`]: the replication loop (consume, produce, track, commit).
 //! - [`offset_tracker`]: which source offsets may be committed.
+//! - [`offset_sync`]: the source → target offset mapping and its translation.
 //! - [`target_topics`]: target topic names, partition checks, creation.
 //! - [`kafka_config`]: librdkafka defaults and forced settings.
 //! - [`windows`]: window sizes from the round trip to each cluster.
@@ -16,6 +17,7 @@ pub mod kafka_config;
 pub mod logging;
 pub mod mesos_env;
 pub mod metrics;
+pub mod offset_sync;
 pub mod offset_tracker;
 pub mod target_topics;
 pub mod windows;

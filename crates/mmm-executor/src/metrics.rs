@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use mmm_core::replication_report::{GroupSyncReport, OffsetSyncReport, ReplicationReport};
 use serde::Serialize;
 
 /// The engine's counters, shared with whoever reports them.
@@ -42,6 +43,8 @@ pub struct Metrics {
     /// The task's health ("ok", "degraded", "stalled"; empty: not checked
     /// yet) and the error behind it.
     health: Mutex<(&'static str, Option<String>)>,
+    /// Offset syncs and group syncs.
+    replication: Mutex<ReplicationReport>,
 }
 
 impl Metrics {
@@ -104,6 +107,28 @@ impl Metrics {
         }
     }
 
+    /// Changes the offset sync part of the replication report.
+    pub fn update_offset_syncs(&self, change: impl FnOnce(&mut OffsetSyncReport)) {
+        if let Ok(mut guard) = self.replication.lock() {
+            change(guard.offset_syncs.get_or_insert_with(Default::default));
+        }
+    }
+
+    /// Changes the report of consumer group `group`'s offset sync.
+    pub fn update_group_sync(&self, group: &str, change: impl FnOnce(&mut GroupSyncReport)) {
+        if let Ok(mut guard) = self.replication.lock() {
+            change(guard.group_syncs.entry(group.to_owned()).or_default());
+        }
+    }
+
+    /// The offset and group syncs.
+    pub fn replication(&self) -> ReplicationReport {
+        self.replication
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
     /// The lag table.
     pub fn lag(&self) -> BTreeMap<String, i64> {
         self.lag.lock().map(|g| g.clone()).unwrap_or_default()
@@ -151,6 +176,9 @@ pub struct MetricsReport {
     pub health: &'static str,
     /// The error behind a health other than "ok".
     pub error: Option<String>,
+    /// Offset translation and group syncs (docs/disaster-recovery.md).
+    #[serde(flatten)]
+    pub replication: ReplicationReport,
 }
 
 /// Turns successive snapshots into reports with rates.
@@ -193,6 +221,7 @@ impl RateReporter {
             lag: metrics.lag(),
             health,
             error,
+            replication: metrics.replication(),
         };
         self.previous = counters;
         self.at = now;
@@ -230,5 +259,30 @@ mod tests {
         let json = serde_json::to_value(&third).expect("serializes");
         assert_eq!(json["health"], "stalled");
         assert_eq!(json["error"], "t-0 has made no progress");
+        assert!(
+            json.get("offset_syncs").is_none(),
+            "absent until syncs are on"
+        );
+    }
+
+    #[test]
+    fn the_replication_report_is_flattened_into_the_document() {
+        let m = Metrics::default();
+        m.update_offset_syncs(|r| {
+            r.topic = "mmm-offset-syncs".into();
+            r.translation_lag.insert("t-0".into(), 0);
+            r.syncs_written = 4;
+        });
+        m.update_group_sync("billing", |r| r.partitions = 2);
+        let report = RateReporter::new(Instant::now()).report(&m, "task", 1, Instant::now());
+        let json = serde_json::to_value(&report).expect("serializes");
+        assert_eq!(json["offset_syncs"]["syncs_written"], 4);
+        assert_eq!(json["offset_syncs"]["translation_lag"]["t-0"], 0);
+        assert_eq!(json["group_syncs"]["billing"]["partitions"], 2);
+        assert_eq!(
+            ReplicationReport::from_metrics(&json),
+            m.replication(),
+            "the scheduler reads back what the executor wrote"
+        );
     }
 }

@@ -92,6 +92,27 @@ pub struct ConsumedRecord {
 }
 
 impl ConsumedRecord {
+    /// A copy of a consumed message.
+    pub fn from_message<M: Message>(message: &M) -> ConsumedRecord {
+        ConsumedRecord {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers: message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            timestamp: message.timestamp(),
+        }
+    }
+
     /// Whether partition, key, value, headers and (if the test record sets one) timestamp are
     /// byte for byte those of `record`.
     pub fn matches(&self, record: &TestRecord) -> bool {
@@ -441,23 +462,7 @@ fn consume(
             None => {}
             Some(Ok(message)) => {
                 last_record = Instant::now();
-                records.push(ConsumedRecord {
-                    topic: message.topic().to_owned(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    value: message.payload().map(<[u8]>::to_vec),
-                    headers: message
-                        .headers()
-                        .map(|headers| {
-                            headers
-                                .iter()
-                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    timestamp: message.timestamp(),
-                })
+                records.push(ConsumedRecord::from_message(&message))
             }
             Some(Err(err)) => tracing::debug!(topic, %err, "consume error, retrying"),
         }

@@ -17,6 +17,7 @@
 //! Everything started here stops when its handle is dropped, also when a test panics, and dies
 //! with the test process if that is killed.
 
+mod consumer_group;
 mod error;
 mod kafka_broker;
 mod kafka_data;
@@ -27,6 +28,7 @@ mod sys;
 mod tansu_install;
 mod zookeeper;
 
+pub use consumer_group::consume_as_group;
 pub use error::{Error, Result};
 pub use kafka_broker::KafkaBroker;
 pub use kafka_data::{

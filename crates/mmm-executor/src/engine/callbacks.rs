@@ -5,7 +5,7 @@ use super::state::Shared;
 use super::worker::{OFFSET_BITS, OFFSET_MASK};
 use super::EngineError;
 use rdkafka::config::RDKafkaLogLevel;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,9 +66,12 @@ impl ProducerContext for DeliveryContext {
         state.in_flight_records = state.in_flight_records.saturating_sub(1);
         state.in_flight_bytes = state.in_flight_bytes.saturating_sub(bytes);
         match result {
-            Ok(_) => {
+            Ok(m) => {
+                let map_offsets = state.map_offsets;
                 if let Some(slot) = state.slots.get_mut(slot_index) {
-                    slot.tracker.delivered(offset);
+                    if slot.tracker.delivered(offset) && map_offsets {
+                        slot.map.record(offset, m.offset());
+                    }
                 }
                 state.settle_retiring(slot_index);
                 Metrics::add(&self.shared.metrics.records_produced, 1);
@@ -132,10 +135,14 @@ impl ClientContext for RebalanceContext {
     fn stats(&self, statistics: Statistics) {
         let mut lag = BTreeMap::new();
         let mut caught_up = HashSet::new();
+        let mut low_watermarks = HashMap::new();
         for (name, topic) in &statistics.topics {
             for (id, p) in &topic.partitions {
                 if *id < 0 || !p.desired {
                     continue;
+                }
+                if p.lo_offset >= 0 {
+                    low_watermarks.insert((name.clone(), *id), p.lo_offset);
                 }
                 let Some(end) = readable_end(p.ls_offset, p.hi_offset) else {
                     continue;
@@ -154,7 +161,9 @@ impl ClientContext for RebalanceContext {
             }
         }
         self.shared.metrics.set_lag(lag);
-        self.shared.lock().caught_up = caught_up;
+        let mut state = self.shared.lock();
+        state.caught_up = caught_up;
+        state.low_watermarks = low_watermarks;
     }
 }
 
@@ -164,7 +173,12 @@ impl ConsumerContext for RebalanceContext {
             return;
         };
         let revoked: Vec<usize> = {
-            let state = self.shared.lock();
+            let mut state = self.shared.lock();
+            for e in tpl.elements() {
+                state
+                    .assigned
+                    .remove(&(e.topic().to_owned(), e.partition()));
+            }
             tpl.elements()
                 .iter()
                 .filter_map(|e| state.find_slot(e.topic(), e.partition()))
@@ -216,10 +230,12 @@ impl ConsumerContext for RebalanceContext {
             Rebalance::Assign(tpl) => {
                 let mut state = self.shared.lock();
                 for e in tpl.elements() {
+                    state.assigned.insert((e.topic().to_owned(), e.partition()));
                     if let Some(i) = state.find_slot(e.topic(), e.partition()) {
                         let slot = &mut state.slots[i];
                         slot.assigned = true;
                         slot.tracker.reset();
+                        slot.map.close();
                         slot.last_committed = None;
                     }
                 }

@@ -8,9 +8,11 @@
 
 mod callbacks;
 mod error;
+mod group_sync;
 mod provenance;
 mod stall;
 mod state;
+mod syncs;
 mod worker;
 
 pub use error::EngineError;
@@ -24,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use worker::{Routes, Worker};
 
-use mmm_core::task_data::{TaskData, TopicSelection};
+use mmm_core::task_data::{Partitioning, TaskData, TopicSelection};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -152,6 +154,7 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
 /// A running engine.
 pub struct Engine {
     control: Arc<Control>,
+    shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     result: Option<oneshot::Receiver<EngineResult>>,
     thread: Option<JoinHandle<()>>,
@@ -168,10 +171,20 @@ impl Engine {
     pub fn start(task: TaskData, limits: Limits) -> Result<Engine, EngineError> {
         let (windows, limits) = size_windows(&task, limits);
         let metrics = Arc::new(Metrics::default());
+        let syncs = syncs::SyncPublisher::new(&task, metrics.clone(), limits.metadata_timeout)
+            .map_err(|source| EngineError::Config {
+                client: "producer",
+                source: Box::new(source),
+            })?;
+        let mut state = State::default();
+        // The mapping is per source partition into the same target
+        // partition; other partitionings spread one over many.
+        state.map_offsets = syncs.is_some() && task.partitioning == Partitioning::Preserve;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             metrics: metrics.clone(),
             generation: AtomicU64::new(0),
+            syncs,
         });
         let producer: BaseProducer<DeliveryContext> = producer_config(&task.producer)
             .create_with_context(DeliveryContext {
@@ -225,7 +238,31 @@ impl Engine {
             started: Some(Instant::now()),
             ..Control::default()
         });
+        // Translation needs the mapping: no group sync without offset syncs
+        // (validation refuses sync_groups without partitions preserved).
+        let group_sync = if shared.lock().map_offsets {
+            group_sync::GroupSync::new(
+                &task,
+                shared.clone(),
+                control.clone(),
+                limits.metadata_timeout,
+            )
+        } else {
+            None
+        };
+        let group_sync_thread = match group_sync {
+            Some(sync) => Some(
+                std::thread::Builder::new()
+                    .name("group-sync".into())
+                    .spawn(move || sync.run())
+                    .map_err(|e| EngineError::Crashed(e.to_string()))?,
+            ),
+            None => None,
+        };
+        syncs::load_in_background(&task, &shared, limits.metadata_timeout);
         let (tx, rx) = oneshot::channel();
+        let shared_for_engine = shared.clone();
+        let stop_group_sync = control.clone();
         let worker = Worker {
             task,
             limits,
@@ -246,11 +283,19 @@ impl Engine {
                 if let Err(err) = &result {
                     tracing::error!(error = %err, "replication stopped");
                 }
+                // The group sync ends at its next check (not waited for: a
+                // round's requests must not delay the task's end).
+                stop_group_sync.stop.store(true, Ordering::Release);
+                drop(group_sync_thread);
                 let _ = tx.send(result);
             })
-            .map_err(|e| EngineError::Crashed(e.to_string()))?;
+            .map_err(|e| {
+                control.stop.store(true, Ordering::Release);
+                EngineError::Crashed(e.to_string())
+            })?;
         Ok(Engine {
             control,
+            shared: shared_for_engine,
             metrics,
             result: Some(rx),
             thread: Some(thread),
@@ -260,6 +305,15 @@ impl Engine {
     /// The engine's counters.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// The target offset where a consumer group that committed source offset
+    /// `offset` of `topic`/`partition` resumes on the target without skipping
+    /// a record, from the mapping this engine knows (its own deliveries and
+    /// what it read back from the sync topic); `None` when it knows nothing
+    /// at or before `offset`.
+    pub fn translate(&self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+        self.shared.lock().translate(topic, partition, offset)
     }
 
     /// Asks the engine to stop consuming, wait up to `drain_within` for the

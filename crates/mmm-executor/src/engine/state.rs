@@ -9,7 +9,10 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::syncs::SyncPublisher;
 use crate::metrics::Metrics;
+use crate::offset_sync::segments::PartitionMap;
+use crate::offset_sync::KnownMaps;
 use crate::offset_tracker::OffsetTracker;
 
 /// One source partition's bookkeeping.
@@ -23,6 +26,8 @@ pub(super) struct Slot {
     pub(super) last_committed: Option<i64>,
     /// Revoked with records still in flight: freed once their reports are in.
     pub(super) retiring: bool,
+    /// Where the partition's records landed in the target.
+    pub(super) map: PartitionMap,
 }
 
 #[derive(Debug, Default)]
@@ -40,6 +45,16 @@ pub(super) struct State {
     pub(super) rebalances: u64,
     /// Assigned partitions the latest statistics show with nothing left to read.
     pub(super) caught_up: std::collections::HashSet<(String, i32)>,
+    /// Whether deliveries feed the offset mapping (syncs on, partitions preserved).
+    pub(super) map_offsets: bool,
+    /// The mapping of partitions without a slot (read back from the sync
+    /// topic, or revoked), with their target topic.
+    pub(super) known: KnownMaps,
+    /// The source partitions assigned to this member (for the group sync:
+    /// also those that have not yielded a record yet).
+    pub(super) assigned: std::collections::BTreeSet<(String, i32)>,
+    /// The source partitions' log start offsets, from the latest statistics.
+    pub(super) low_watermarks: HashMap<(String, i32), i64>,
 }
 
 impl State {
@@ -53,6 +68,11 @@ impl State {
             self.slots[i].assigned = true;
             return i;
         }
+        let map = self
+            .known
+            .remove(&(topic.to_owned(), partition))
+            .map(|(_, map)| map)
+            .unwrap_or_default();
         let slot = Slot {
             topic: topic.to_owned(),
             target_topic: target_topic.to_owned(),
@@ -61,6 +81,7 @@ impl State {
             assigned: true,
             last_committed: None,
             retiring: false,
+            map,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -98,10 +119,58 @@ impl State {
         slot.last_committed = None;
         if slot.tracker.in_flight() == 0 {
             slot.retiring = false;
-            slot.tracker.reset();
-            self.free.push(i);
+            self.free_slot(i);
         } else {
             slot.retiring = true;
+        }
+    }
+
+    /// Puts slot `i` up for reuse, keeping its mapping for a later owner.
+    fn free_slot(&mut self, i: usize) {
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
+        slot.tracker.reset();
+        let mut map = std::mem::take(&mut slot.map);
+        if !map.is_empty() {
+            map.close();
+            self.known.insert(
+                (slot.topic.clone(), slot.partition),
+                (slot.target_topic.clone(), map),
+            );
+        }
+        self.free.push(i);
+    }
+
+    /// Adds segments read back from the sync topic to the partitions' mappings.
+    pub(super) fn merge_known(&mut self, maps: KnownMaps) {
+        for ((topic, partition), (target_topic, map)) in maps {
+            let into = match self.find_slot(&topic, partition) {
+                Some(i) => &mut self.slots[i].map,
+                None => {
+                    &mut self
+                        .known
+                        .entry((topic, partition))
+                        .or_insert_with(|| (target_topic, PartitionMap::new()))
+                        .1
+                }
+            };
+            for segment in map.segments() {
+                into.load(segment);
+            }
+        }
+    }
+
+    /// The target offset where a group that committed `offset` of source
+    /// partition (`topic`, `partition`) resumes ([`PartitionMap::translate`]).
+    pub(super) fn translate(&self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+        match self.find_slot(topic, partition) {
+            Some(i) => self.slots.get(i)?.map.translate(offset),
+            None => self
+                .known
+                .get(&(topic.to_owned(), partition))?
+                .1
+                .translate(offset),
         }
     }
 
@@ -110,8 +179,7 @@ impl State {
         if let Some(slot) = self.slots.get_mut(i) {
             if slot.retiring && slot.tracker.in_flight() == 0 {
                 slot.retiring = false;
-                slot.tracker.reset();
-                self.free.push(i);
+                self.free_slot(i);
             }
         }
     }
@@ -169,6 +237,8 @@ pub(super) struct Shared {
     /// Bumped when partitions are revoked, so that the loop drops the slot
     /// numbers it cached (a freed slot may serve another partition next).
     pub(super) generation: AtomicU64,
+    /// Publishes the offset mapping before each commit (`None`: no sync topic).
+    pub(super) syncs: Option<SyncPublisher>,
 }
 
 impl Shared {
@@ -186,6 +256,10 @@ impl Shared {
         marks: &[(usize, i64)],
         mode: CommitMode,
     ) -> KafkaResult<()> {
+        if let Some(syncs) = &self.syncs {
+            // First, so that a committed offset is always covered by a sync.
+            syncs.publish(&self.state);
+        }
         if tpl.count() == 0 {
             return Ok(());
         }
@@ -230,6 +304,46 @@ mod tests {
         assert_eq!(c, a);
         assert_eq!(state.slots.len(), 2);
         assert_eq!(state.slots[c].topic, "other");
+    }
+
+    #[test]
+    fn read_back_segments_join_the_slot_or_wait_for_one_and_revoked_maps_are_kept() {
+        use crate::offset_sync::segments::Segment;
+        let mut state = State::default();
+        let a = state.slot_for("t", "t", 0);
+        state.slots[a].map.record(100, 50);
+        let old = |source_start, target_start, count| {
+            let mut map = PartitionMap::new();
+            map.load(Segment {
+                source_start,
+                target_start,
+                count,
+            });
+            map
+        };
+        let mut read = KnownMaps::new();
+        read.insert(("t".into(), 0), ("t".into(), old(0, 0, 100)));
+        read.insert(("t".into(), 1), ("t".into(), old(0, 0, 10)));
+        state.merge_known(read);
+        assert_eq!(
+            state.translate("t", 0, 40),
+            Some(40),
+            "the earlier run's copy"
+        );
+        assert_eq!(state.translate("t", 0, 100), Some(50), "this run's copy");
+        assert!(
+            state.slots[a].map.changed().len() == 1,
+            "only this run's segment to publish"
+        );
+        assert_eq!(state.translate("t", 1, 5), Some(5), "kept for a later slot");
+        let b = state.slot_for("t", "t", 1);
+        assert_eq!(state.slots[b].map.translate(5), Some(5));
+        state.release(a);
+        assert_eq!(
+            state.translate("t", 0, 100),
+            Some(50),
+            "kept after the revoke"
+        );
     }
 
     #[test]
