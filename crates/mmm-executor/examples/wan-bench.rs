@@ -6,7 +6,17 @@
 //! ```text
 //! cargo xtask bench wan [-- --quick] [--rtts 0,100] [--sizes 200,10240] [--sides source,target]
 //!     [--megabytes M] [--partitions P] [--producer k=v,..] [--consumer k=v,..] [--lan-windows]
+//!     [--fetch-probe]
 //! ```
+//!
+//! `--sides mock-source`: librdkafka's mock cluster (in this process) as the source, delaying
+//! each of its answers by the round trip instead of the proxy, with a topic of 64 partitions; it
+//! shows the windows against a source that does not cap a fetch response.
+//!
+//! `--fetch-probe`: after each run with the source behind the proxy, a consumer configured as
+//! the executor's (the same defaults, windows and task properties) reads the whole topic through
+//! the same proxy, and librdkafka's statistics of its source connection are printed: fetch
+//! requests, bytes per fetch response, requests in flight, and the round trip of each request.
 //!
 //! Values are JSON-like text (compressible about as much as typical event
 //! data), written to the source uncompressed. For each run it prints
@@ -21,16 +31,24 @@ mod bench_support;
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bench_support::{load_average, pairs, replicate, Replication};
-use mmm_test_support::{create_topic, random_name, Shape, ShapedBroker, WireBytes};
+use mmm_executor::kafka_config::consumer_config_for;
+use mmm_executor::windows::{RoundTrips, Windows};
+use mmm_test_support::{
+    create_topic, random_name, MockKafkaCluster, Shape, ShapedBroker, WireBytes,
+};
 use rand::Rng;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::statistics::{Broker, Statistics};
 use rdkafka::ClientContext;
+use rdkafka::{Offset, TopicPartitionList};
 
 /// The round trip at which the executor must keep this share of its 0 ms rate.
 const RATIO_AT: u64 = 100;
@@ -48,19 +66,30 @@ struct Args {
     consumer: Vec<(String, String)>,
     /// Keep the LAN windows whatever the round trip, for comparison.
     lan_windows: bool,
+    /// Read the source again with the executor's consumer settings, for its statistics.
+    fetch_probe: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Side {
     Source,
     Target,
+    /// librdkafka's mock cluster as the source, delaying each answer by the round trip: a
+    /// source that fills a fetch up to what the consumer asks (Tansu stops at 5 MiB).
+    MockSource,
 }
+
+/// Partitions of the mock source's topic: the mock keeps at most 5 MB per partition and answers
+/// a fetch with at most one batch per partition, so it needs more partitions than Tansu to hold
+/// a run and fill a fetch.
+const MOCK_PARTITIONS: i32 = 64;
 
 impl Side {
     fn name(self) -> &'static str {
         match self {
             Side::Source => "source",
             Side::Target => "target",
+            Side::MockSource => "mock source",
         }
     }
 }
@@ -85,6 +114,7 @@ fn args() -> Result<Args> {
         producer: Vec::new(),
         consumer: Vec::new(),
         lan_windows: false,
+        fetch_probe: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -97,6 +127,10 @@ fn args() -> Result<Args> {
             a.lan_windows = true;
             continue;
         }
+        if flag == "--fetch-probe" {
+            a.fetch_probe = true;
+            continue;
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--rtts" => a.rtts = list(&value)?,
@@ -107,7 +141,8 @@ fn args() -> Result<Args> {
                     .map(|s| match s {
                         "source" => Ok(Side::Source),
                         "target" => Ok(Side::Target),
-                        other => bail!("unknown side {other:?} (source, target)"),
+                        "mock-source" => Ok(Side::MockSource),
+                        other => bail!("unknown side {other:?} (source, target, mock-source)"),
                     })
                     .collect::<Result<_>>()?;
             }
@@ -116,7 +151,7 @@ fn args() -> Result<Args> {
             "--producer" => a.producer = pairs(&value)?,
             "--consumer" => a.consumer = pairs(&value)?,
             other => bail!(
-                "unknown flag {other} (known: --quick, --lan-windows, --rtts, --sizes, --sides, --megabytes, \
+                "unknown flag {other} (known: --quick, --lan-windows, --fetch-probe, --rtts, --sizes, --sides, --megabytes, \
                  --partitions, --producer, --consumer)"
             ),
         }
@@ -160,11 +195,21 @@ fn event_value(rng: &mut impl Rng, size: usize) -> Vec<u8> {
     value
 }
 
-/// Writes `count` records of `size` bytes, uncompressed, round-robin over the partitions.
-fn load(bootstrap: &str, topic: &str, partitions: i32, count: usize, size: usize) -> Result<()> {
+/// Writes `count` records of `size` bytes, uncompressed, round-robin over the partitions, in
+/// batches that wait up to `linger_ms` to fill.
+fn load(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    size: usize,
+    linger_ms: u32,
+) -> Result<()> {
     let producer: BaseProducer<Counter> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "5")
+        .set("linger.ms", linger_ms.to_string())
+        .set("batch.num.messages", "1000000")
+        .set("message.max.bytes", "100000000")
         .set("batch.size", "1000000")
         .set("compression.type", "none")
         .set("queue.buffering.max.messages", "500000")
@@ -247,26 +292,57 @@ fn main() -> Result<()> {
         let topic = random_name("wan");
         create_topic(&source.bootstrap(), &topic, a.partitions)?;
         let started = Instant::now();
-        load(&source.bootstrap(), &topic, a.partitions, records, size)?;
+        load(&source.bootstrap(), &topic, a.partitions, records, size, 5)?;
         println!(
             "\nloaded {records} records of {size} bytes in {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        let mock = if a.sides.contains(&Side::MockSource) {
+            let mock = MockKafkaCluster::start(1)?;
+            let topic = random_name("wan-mock");
+            mock.create_topic(&topic, MOCK_PARTITIONS, 1)?;
+            // Full batches: the mock answers a fetch with one batch per partition.
+            load(
+                &mock.bootstrap(),
+                &topic,
+                MOCK_PARTITIONS,
+                records,
+                size,
+                1000,
+            )?;
+            Some((mock, topic))
+        } else {
+            None
+        };
         for &side in &a.sides {
             for &rtt in &a.rtts {
                 let shape = Shape::round_trip(Duration::from_millis(rtt));
-                let (shaped, other) = match side {
-                    Side::Source => (&source, &target),
-                    Side::Target => (&target, &source),
+                let (from, topic, partitions) = match (side, &mock) {
+                    (Side::MockSource, Some((mock, mock_topic))) => {
+                        source.shaper().set_shape(Shape::default());
+                        target.shaper().set_shape(Shape::default());
+                        mock.set_latency(1, Duration::from_millis(rtt))?;
+                        // The mock answers no DescribeConfigs, which creating it would need.
+                        create_topic(&target.bootstrap(), mock_topic, MOCK_PARTITIONS)?;
+                        (mock.bootstrap(), mock_topic, MOCK_PARTITIONS)
+                    }
+                    (Side::Target, _) => {
+                        target.shaper().set_shape(shape);
+                        source.shaper().set_shape(Shape::default());
+                        (source.bootstrap(), &topic, a.partitions)
+                    }
+                    _ => {
+                        source.shaper().set_shape(shape);
+                        target.shaper().set_shape(Shape::default());
+                        (source.bootstrap(), &topic, a.partitions)
+                    }
                 };
-                shaped.shaper().set_shape(shape);
-                other.shaper().set_shape(Shape::default());
                 let (source_before, target_before) =
                     (source.shaper().bytes(), target.shaper().bytes());
                 let run = replicate(
-                    &source.bootstrap(),
+                    &from,
                     &target.bootstrap(),
-                    &topic,
+                    topic,
                     records,
                     records * size,
                     env,
@@ -299,6 +375,18 @@ fn main() -> Result<()> {
                     load_average(),
                 );
                 rows.push(row);
+                if a.fetch_probe && side != Side::Target {
+                    let windows = if a.lan_windows {
+                        Windows::default()
+                    } else {
+                        Windows::for_round_trips(RoundTrips {
+                            source: Duration::from_millis(rtt),
+                            target: Duration::ZERO,
+                        })
+                    };
+                    fetch_probe(&from, topic, partitions, records, &windows, &a.consumer)?
+                        .print(rtt, size);
+                }
                 // The in-memory target would otherwise hold every run's copy.
                 target.shaper().set_shape(Shape::default());
                 target.broker_mut().restart()?;
@@ -309,6 +397,128 @@ fn main() -> Result<()> {
     print_tables(&rows);
     println!("\nload average {} at the end", load_average());
     Ok(())
+}
+
+/// The statistics of the probe's source connection, one per interval while it reads (librdkafka's
+/// round-trip window covers one interval; an idle consumer's fetches wait out
+/// `fetch.wait.max.ms`, so intervals after the read would skew it).
+#[derive(Default)]
+struct ProbeStats {
+    reading: AtomicBool,
+    intervals: Mutex<Vec<Broker>>,
+}
+
+impl ClientContext for ProbeStats {
+    fn stats(&self, statistics: Statistics) {
+        if !self.reading.load(Ordering::Relaxed) {
+            return;
+        }
+        // The broker itself, not the bootstrap connection.
+        if let Some(broker) = statistics.brokers.into_values().find(|b| b.nodeid >= 0) {
+            self.intervals.lock().unwrap().push(broker);
+        }
+    }
+}
+
+impl ConsumerContext for ProbeStats {}
+
+struct FetchProbe {
+    elapsed: Duration,
+    bytes: usize,
+    fetch_max_bytes: u64,
+    intervals: Vec<Broker>,
+}
+
+impl FetchProbe {
+    fn print(&self, rtt: u64, size: usize) {
+        let last = self.intervals.last();
+        let fetches = last.and_then(|b| b.req.get("Fetch").copied()).unwrap_or(0);
+        let rx = last.map_or(0, |b| b.rxbytes);
+        let windows = || self.intervals.iter().filter_map(|b| b.rtt.as_ref());
+        let (sum, cnt) = windows().fold((0i64, 0i64), |(s, c), w| (s + w.sum, c + w.cnt));
+        let max = windows().map(|w| w.max).max().unwrap_or(0);
+        let min = windows()
+            .filter(|w| w.cnt > 0)
+            .map(|w| w.min)
+            .min()
+            .unwrap_or(0);
+        let in_flight = self
+            .intervals
+            .iter()
+            .map(|b| b.waitresp_cnt)
+            .max()
+            .unwrap_or(0);
+        println!(
+            "  fetch probe {rtt:>3} ms, {size:>5} B: {:>6.1} MB/s  {fetches} fetches  \
+             {:.2} MB per fetch (fetch.max.bytes {:.2} MB)  at most {in_flight} requests in flight  \
+             request round trip avg {:.1} ms min {:.1} ms max {:.1} ms ({} intervals)",
+            self.bytes as f64 / self.elapsed.as_secs_f64() / 1e6,
+            rx as f64 / fetches.max(1) as f64 / 1e6,
+            self.fetch_max_bytes as f64 / 1e6,
+            sum as f64 / cnt.max(1) as f64 / 1000.0,
+            min as f64 / 1000.0,
+            max as f64 / 1000.0,
+            self.intervals.len(),
+        );
+    }
+}
+
+/// Reads all `records` of `topic` with the executor's consumer settings and these windows,
+/// without joining a group (as the executor's rate leaves its group join apart).
+fn fetch_probe(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    records: usize,
+    windows: &Windows,
+    user: &[(String, String)],
+) -> Result<FetchProbe> {
+    let mut props: mmm_core::task_data::Properties = user.iter().cloned().collect();
+    props.insert("bootstrap.servers".into(), bootstrap.into());
+    props.insert("statistics.interval.ms".into(), "100".into());
+    // librdkafka wants a group for `assign`; it is never joined.
+    props.insert("group.id".into(), random_name("fetch-probe"));
+    let config = consumer_config_for(&props, windows);
+    let fetch_max_bytes = config
+        .get("fetch.max.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(windows.fetch_max_bytes);
+    let consumer: BaseConsumer<ProbeStats> = config.create_with_context(ProbeStats::default())?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.context().reading.store(true, Ordering::Relaxed);
+    consumer.assign(&tpl)?;
+    let (mut got, mut bytes) = (0usize, 0usize);
+    let mut started = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while got < records {
+        if Instant::now() > deadline {
+            bail!("the fetch probe read {got} of {records} records in 600 s");
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                started.get_or_insert_with(Instant::now);
+                got += 1;
+                bytes += m.payload_len();
+            }
+            Some(Err(e)) => println!("  fetch probe: consumer error {e}"),
+            None => {}
+        }
+    }
+    let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
+    consumer.context().reading.store(false, Ordering::Relaxed);
+    let intervals = std::mem::take(&mut *consumer.context().intervals.lock().unwrap());
+    if intervals.is_empty() {
+        bail!("no statistics from the probe consumer");
+    }
+    Ok(FetchProbe {
+        elapsed,
+        bytes,
+        fetch_max_bytes,
+        intervals,
+    })
 }
 
 fn print_tables(rows: &[Row]) {

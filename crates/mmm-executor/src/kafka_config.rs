@@ -260,9 +260,9 @@ mod tests {
             target: std::time::Duration::ZERO,
         });
         let c = consumer_config_for(&props(&[("max.partition.fetch.bytes", "5000")]), &windows);
-        assert_eq!(c.get("fetch.max.bytes"), Some("13421772"));
+        assert_eq!(c.get("fetch.max.bytes"), Some("53687088"));
         assert_eq!(c.get("max.partition.fetch.bytes"), Some("5000"));
-        assert_eq!(c.get("queued.max.messages.kbytes"), Some("26214"));
+        assert_eq!(c.get("queued.max.messages.kbytes"), Some("104857"));
         let lan = consumer_config(&props(&[]));
         assert_eq!(lan.get("fetch.max.bytes"), Some("2097152"));
         assert_eq!(lan.get("queued.max.messages.kbytes"), Some("4096"));

@@ -92,6 +92,70 @@ pub struct Clusters<'a, S: ClientContext, T: ClientContext> {
     pub target_admin: &'a AdminClient<DefaultClientContext>,
 }
 
+/// What making a route asks of the two clusters. The engine's clients answer
+/// it ([`prepare`]); the unit tests below script the answers, because no broker
+/// the tests can start adds partitions to a topic (Tansu answers
+/// CreatePartitions with UnsupportedFeature, librdkafka's mock cluster has no
+/// such request), so a source that grows mid-stream is only shown there.
+pub trait TopicAdmin {
+    /// The partition count of `topic` on `cluster` (`source` or `target`),
+    /// `None` when the cluster does not know the topic.
+    fn partitions(&self, cluster: &'static str, topic: &str) -> Result<Option<i32>, EngineError>;
+    /// The configuration of source topic `topic` worth copying.
+    fn source_configs(&self, topic: &str) -> Result<Vec<(String, String)>, EngineError>;
+    /// Creates target topic `topic`; returns once its partitions show.
+    fn create(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: Option<u16>,
+        configs: &[(String, String)],
+    ) -> Result<(), EngineError>;
+    /// Grows target topic `topic` from `from` to `to` partitions; returns once
+    /// they show to the producer.
+    fn grow(&self, topic: &str, from: i32, to: i32) -> Result<(), EngineError>;
+}
+
+/// The engine's clients, with the timeout of each request.
+struct Live<'a, 'b, S: ClientContext, T: ClientContext> {
+    clusters: &'a Clusters<'b, S, T>,
+    timeout: Duration,
+}
+
+impl<S: ClientContext, T: ClientContext> TopicAdmin for Live<'_, '_, S, T> {
+    fn partitions(&self, cluster: &'static str, topic: &str) -> Result<Option<i32>, EngineError> {
+        match cluster {
+            "source" => partition_count(self.clusters.source, topic, self.timeout, cluster),
+            _ => partition_count(self.clusters.target, topic, self.timeout, cluster),
+        }
+    }
+
+    fn source_configs(&self, topic: &str) -> Result<Vec<(String, String)>, EngineError> {
+        source_configs(self.clusters.source_admin, topic, self.timeout)
+    }
+
+    fn create(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: Option<u16>,
+        configs: &[(String, String)],
+    ) -> Result<(), EngineError> {
+        create(
+            self.clusters,
+            topic,
+            partitions,
+            replication_factor,
+            configs,
+            self.timeout,
+        )
+    }
+
+    fn grow(&self, topic: &str, from: i32, to: i32) -> Result<(), EngineError> {
+        grow(self.clusters, topic, from, to, self.timeout)
+    }
+}
+
 /// Resolves, checks and if allowed creates or grows the target topic of `source`.
 pub fn prepare<S: ClientContext, T: ClientContext>(
     task: &TaskData,
@@ -99,26 +163,81 @@ pub fn prepare<S: ClientContext, T: ClientContext>(
     source: &str,
     timeout: Duration,
 ) -> Result<Route, EngineError> {
-    let target = task.target_topic(source);
-    let source_partitions = partition_count(clusters.source, source, timeout, "source")?
-        .ok_or_else(|| EngineError::SourceTopicMissing {
+    make_route(task, &Live { clusters, timeout }, source)
+}
+
+/// Makes sure `route` covers a record of source partition `partition`: a
+/// partition the route has not seen means the source grew, so the route is
+/// made again (growing the target) before anything is routed to it.
+pub fn cover_partition<S: ClientContext, T: ClientContext>(
+    task: &TaskData,
+    clusters: &Clusters<'_, S, T>,
+    route: &mut Route,
+    source: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<(), EngineError> {
+    cover(task, &Live { clusters, timeout }, route, source, partition)
+}
+
+/// [`cover_partition`] through any [`TopicAdmin`].
+pub fn cover<A: TopicAdmin>(
+    task: &TaskData,
+    admin: &A,
+    route: &mut Route,
+    source: &str,
+    partition: i32,
+) -> Result<(), EngineError> {
+    if partition < route.source_partitions {
+        return Ok(());
+    }
+    tracing::info!(
+        topic = source,
+        partition,
+        known = route.source_partitions,
+        "source topic has new partitions"
+    );
+    let fresh = make_route(task, admin, source)?;
+    if partition >= fresh.source_partitions {
+        // The consumer saw a partition the source's metadata does not show.
+        return Err(EngineError::Metadata {
+            cluster: "source",
             topic: source.to_owned(),
-        })?;
-    let target_partitions = match partition_count(clusters.target, &target, timeout, "target")? {
+            source: Box::new(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::UnknownPartition,
+            )),
+        });
+    }
+    *route = fresh;
+    Ok(())
+}
+
+/// [`prepare`] through any [`TopicAdmin`].
+pub fn make_route<A: TopicAdmin>(
+    task: &TaskData,
+    admin: &A,
+    source: &str,
+) -> Result<Route, EngineError> {
+    let target = task.target_topic(source);
+    let source_partitions =
+        admin
+            .partitions("source", source)?
+            .ok_or_else(|| EngineError::SourceTopicMissing {
+                topic: source.to_owned(),
+            })?;
+    let target_partitions = match admin.partitions("target", &target)? {
         Some(n) if n < source_partitions && task.create_topics => {
-            grow(clusters, &target, n, source_partitions, timeout)?;
+            admin.grow(&target, n, source_partitions)?;
             source_partitions
         }
         Some(n) => n,
         None if task.create_topics => {
-            let configs = source_configs(clusters.source_admin, source, timeout)?;
-            create(
-                clusters,
+            let configs = admin.source_configs(source)?;
+            admin.create(
                 &target,
                 source_partitions,
                 task.replication_factor,
                 &configs,
-                timeout,
             )?;
             source_partitions
         }
@@ -311,6 +430,7 @@ fn wait_for_partitions<T: ClientContext>(
 mod tests {
     use super::*;
     use rdkafka::admin::ConfigSource;
+    use std::cell::{Cell, RefCell};
 
     fn entry(name: &str, value: Option<&str>, sensitive: bool) -> ConfigEntry {
         ConfigEntry {
@@ -321,6 +441,164 @@ mod tests {
             is_default: false,
             is_sensitive: sensitive,
         }
+    }
+
+    /// Two clusters whose partition counts the test changes: what neither
+    /// Tansu nor the mock cluster can do to a topic.
+    #[derive(Default)]
+    struct Scripted {
+        source: Cell<Option<i32>>,
+        target: Cell<Option<i32>>,
+        refuse_growth: Option<RDKafkaErrorCode>,
+        grown: RefCell<Vec<(String, i32, i32)>>,
+        created: RefCell<Vec<(String, i32)>>,
+    }
+
+    impl TopicAdmin for Scripted {
+        fn partitions(&self, cluster: &'static str, _: &str) -> Result<Option<i32>, EngineError> {
+            Ok(match cluster {
+                "source" => self.source.get(),
+                _ => self.target.get(),
+            })
+        }
+
+        fn source_configs(&self, _: &str) -> Result<Vec<(String, String)>, EngineError> {
+            Ok(Vec::new())
+        }
+
+        fn create(
+            &self,
+            topic: &str,
+            partitions: i32,
+            _: Option<u16>,
+            _: &[(String, String)],
+        ) -> Result<(), EngineError> {
+            self.created
+                .borrow_mut()
+                .push((topic.to_owned(), partitions));
+            self.target.set(Some(partitions));
+            Ok(())
+        }
+
+        fn grow(&self, topic: &str, from: i32, to: i32) -> Result<(), EngineError> {
+            if let Some(code) = self.refuse_growth {
+                return Err(EngineError::GrowTopic {
+                    topic: topic.to_owned(),
+                    from,
+                    to,
+                    reason: code.to_string(),
+                });
+            }
+            assert_eq!(self.target.get(), Some(from), "grown from its real count");
+            self.grown.borrow_mut().push((topic.to_owned(), from, to));
+            self.target.set(Some(to));
+            Ok(())
+        }
+    }
+
+    fn task(partitioning: Partitioning, create_topics: bool) -> TaskData {
+        let mut task = TaskData::new(
+            1,
+            Default::default(),
+            Default::default(),
+            mmm_core::task_data::TopicSelection::List(vec!["events".into()]),
+        );
+        task.partitioning = partitioning;
+        task.create_topics = create_topics;
+        task.target_topic_prefix = "copy.".into();
+        task
+    }
+
+    fn clusters(source: i32, target: Option<i32>) -> Scripted {
+        let admin = Scripted::default();
+        admin.source.set(Some(source));
+        admin.target.set(target);
+        admin
+    }
+
+    #[test]
+    fn a_source_grown_mid_stream_grows_the_target_before_a_record_is_routed_there() {
+        let task = task(Partitioning::Preserve, true);
+        let admin = clusters(3, None);
+        let mut route = make_route(&task, &admin, "events").expect("route");
+        assert_eq!(*admin.created.borrow(), vec![("copy.events".to_owned(), 3)]);
+        assert_eq!(route.source_partitions, 3);
+        admin.source.set(Some(5));
+        // Records of every partition, old and new, in the order a consumer
+        // may hand them over: each is routed only to a partition the target has.
+        for partition in [0, 2, 4, 3, 1, 4] {
+            cover(&task, &admin, &mut route, "events", partition).expect("covered");
+            assert!(route.preserve);
+            let target = admin.target.get().expect("target topic");
+            assert!(
+                partition < target,
+                "partition {partition} routed to a target of {target}"
+            );
+        }
+        assert_eq!(route.source_partitions, 5);
+        assert_eq!(route.target, "copy.events");
+        assert_eq!(
+            *admin.grown.borrow(),
+            vec![("copy.events".to_owned(), 3, 5)],
+            "grown once, before the first record of a new partition"
+        );
+    }
+
+    #[test]
+    fn a_partition_the_source_metadata_does_not_show_is_never_routed() {
+        let task = task(Partitioning::Preserve, true);
+        let admin = clusters(3, Some(3));
+        let mut route = make_route(&task, &admin, "events").expect("route");
+        // The consumer saw partition 3; the source's metadata still says 3.
+        let err = cover(&task, &admin, &mut route, "events", 3).expect_err("not routable");
+        let text = err.to_string();
+        assert!(
+            matches!(&err, EngineError::Metadata { cluster: "source", topic, .. } if topic == "events"),
+            "{text}"
+        );
+        assert!(text.contains("Unknown partition"), "{text}");
+        assert!(admin.grown.borrow().is_empty());
+        assert_eq!(route.source_partitions, 3);
+    }
+
+    #[test]
+    fn a_refused_growth_fails_the_task_naming_the_target_and_counts() {
+        let task = task(Partitioning::Preserve, true);
+        let mut admin = clusters(2, Some(2));
+        admin.refuse_growth = Some(RDKafkaErrorCode::UnsupportedFeature);
+        let mut route = make_route(&task, &admin, "events").expect("route");
+        admin.source.set(Some(4));
+        let err = cover(&task, &admin, &mut route, "events", 2).expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("copy.events") && text.contains("2 to 4"),
+            "{text}"
+        );
+        assert_eq!(route.source_partitions, 2, "the old route is kept");
+    }
+
+    #[test]
+    fn without_topic_creation_preserve_fails_and_hash_keeps_the_target() {
+        let admin = clusters(2, Some(2));
+        let preserve = task(Partitioning::Preserve, false);
+        let mut route = make_route(&preserve, &admin, "events").expect("route");
+        admin.source.set(Some(3));
+        match cover(&preserve, &admin, &mut route, "events", 2) {
+            Err(EngineError::TooFewTargetPartitions {
+                source_partitions: 3,
+                target_partitions: 2,
+                ..
+            }) => {}
+            other => panic!("expected too few target partitions, got {other:?}"),
+        }
+        let hash = task(Partitioning::Hash, false);
+        let mut route = make_route(&hash, &admin, "events").expect("route");
+        route.source_partitions = 2;
+        cover(&hash, &admin, &mut route, "events", 2).expect("hash spreads over 2");
+        assert!(!route.preserve);
+        assert_eq!(route.source_partitions, 3);
+        assert!(admin.grown.borrow().is_empty());
+        assert_eq!(admin.target.get(), Some(2));
     }
 
     #[test]

@@ -549,20 +549,9 @@ pub(super) fn forward(
     if partition >= routes.list[route_index].route.source_partitions {
         // The source topic grew: the target grows with it before anything
         // is routed to a partition it may not have.
-        let topic = routes.list[route_index].source.clone();
-        let topic = topic.as_str();
-        tracing::info!(topic, partition, "source topic has new partitions");
-        routes.list[route_index].route =
-            target_topics::prepare(task, clusters, topic, limits.metadata_timeout)?;
-        if partition >= routes.list[route_index].route.source_partitions {
-            return Err(EngineError::Metadata {
-                cluster: "source",
-                topic: topic.to_owned(),
-                source: Box::new(KafkaError::MetadataFetch(
-                    RDKafkaErrorCode::UnknownPartition,
-                )),
-            });
-        }
+        let TopicRoute { source, route, .. } = &mut routes.list[route_index];
+        let timeout = limits.metadata_timeout;
+        target_topics::cover_partition(task, clusters, route, source, partition, timeout)?;
     }
     let entry = &mut routes.list[route_index];
     let topic = entry.source.as_str();
