@@ -228,7 +228,7 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_skipping_or_reread
             .get(&value)
             .unwrap_or_else(|| panic!("not an application record: {r:?}"));
         let want = if mirrored {
-            want.clone().with_header("mmm-provenance", origin)
+            (*want).clone().with_header("mmm-provenance", origin)
         } else {
             (*want).clone()
         };
