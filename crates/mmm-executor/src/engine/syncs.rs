@@ -24,6 +24,20 @@ use crate::offset_sync::segments::{PartitionMap, Segment};
 /// grace period); the syncs then go out with the next commit.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// After a failed write, syncs wait this long before the next attempt,
+/// doubling per failure up to [`MAX_RETRY_PAUSE`]: a target that refuses the
+/// sync topic (no CreateTopics or Write permission, say) must not cost the
+/// replication loop a [`WRITE_TIMEOUT`] at every commit.
+const FIRST_RETRY_PAUSE: Duration = Duration::from_secs(5);
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(300);
+
+/// When the next write may be tried after `failures` failures in a row.
+fn retry_pause(failures: u32) -> Duration {
+    FIRST_RETRY_PAUSE
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(MAX_RETRY_PAUSE)
+}
+
 /// Counts the sync producer's failed deliveries.
 #[derive(Default)]
 pub(super) struct SyncContext {
@@ -64,6 +78,8 @@ pub(super) struct SyncPublisher {
     timeout: Duration,
     metrics: Arc<Metrics>,
     topic_ready: AtomicBool,
+    /// Failures in a row, and no write before this instant.
+    backoff: Mutex<(u32, Option<Instant>)>,
 }
 
 fn now_unix_ms() -> u64 {
@@ -94,6 +110,7 @@ impl SyncPublisher {
             timeout,
             metrics,
             topic_ready: AtomicBool::new(false),
+            backoff: Mutex::new((0, None)),
         }))
     }
 
@@ -141,7 +158,15 @@ impl SyncPublisher {
     /// failure is reported, never fatal: the mirror goes on, and a failover
     /// meanwhile would only translate conservatively.
     pub(super) fn publish(&self, state: &Mutex<State>) {
-        let pending = {
+        let paused = {
+            let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+            backoff.1.is_some_and(|until| Instant::now() < until)
+        };
+        // While paused nothing is collected: segments stay unpublished (and
+        // unpruned) until a later attempt.
+        let pending = if paused {
+            Vec::new()
+        } else {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
             collect(&mut state)
         };
@@ -161,6 +186,7 @@ impl SyncPublisher {
                             map.mark_published(p.handle, p.segment);
                         }
                     }
+                    *self.backoff.lock().unwrap_or_else(|e| e.into_inner()) = (0, None);
                     let written = pending.len() as u64;
                     self.metrics.update_offset_syncs(|r| {
                         r.syncs_written += written;
@@ -169,7 +195,14 @@ impl SyncPublisher {
                     });
                 }
                 Err(error) => {
-                    tracing::warn!(topic = %self.topic, %error, "offset syncs not written");
+                    let pause = {
+                        let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+                        backoff.0 = backoff.0.saturating_add(1);
+                        let pause = retry_pause(backoff.0);
+                        backoff.1 = Some(Instant::now() + pause);
+                        pause
+                    };
+                    tracing::warn!(topic = %self.topic, %error, retry_in = ?pause, "offset syncs not written");
                     self.metrics.update_offset_syncs(|r| r.error = Some(error));
                 }
             }
@@ -420,6 +453,15 @@ mod tests {
                 ("t/2/20/10".to_string(), true)
             ]
         );
+    }
+
+    #[test]
+    fn failed_writes_pause_doubling_up_to_five_minutes() {
+        assert_eq!(retry_pause(1), Duration::from_secs(5));
+        assert_eq!(retry_pause(2), Duration::from_secs(10));
+        assert_eq!(retry_pause(4), Duration::from_secs(40));
+        assert_eq!(retry_pause(7), MAX_RETRY_PAUSE);
+        assert_eq!(retry_pause(u32::MAX), MAX_RETRY_PAUSE);
     }
 
     #[test]
