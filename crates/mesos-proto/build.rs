@@ -4,7 +4,11 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not when it was compiled: a compiled build
+    // script may be reused for a copy of the workspace at another path.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR is not set")?;
+    let root = PathBuf::from(manifest_dir).join("../../proto");
     let files = [
         "mesos/v1/mesos.proto",
         "mesos/v1/scheduler/scheduler.proto",
