@@ -241,11 +241,10 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mmm_core::model::{Metrics as TaskMetrics, TaskConfig};
+    use mmm_core::model::{Metrics as TaskMetrics, ServerId, TaskConfig};
 
-    #[test]
-    fn renders_states_offers_subscription_and_task_metrics() {
-        let mut cluster = Cluster::new();
+    /// Adds a server whose executor last reported `document`.
+    fn add_reporting(cluster: &mut Cluster, document: serde_json::Value) -> ServerId {
         let task = TaskConfig {
             cpus: 0.2,
             mem: 256.0,
@@ -257,10 +256,20 @@ mod tests {
         let id = cluster.add(None, task, 1).expect("add");
         cluster.get_mut(id).expect("server").metrics = Some(TaskMetrics {
             received_ms: 2,
-            document: serde_json::json!({"kind": "metrics", "produce_rate": 1500.5,
+            document,
+        });
+        id
+    }
+
+    #[test]
+    fn renders_states_offers_subscription_and_task_metrics() {
+        let mut cluster = Cluster::new();
+        add_reporting(
+            &mut cluster,
+            serde_json::json!({"kind": "metrics", "produce_rate": 1500.5,
                 "consume_rate": 1600.0, "records_produced": 9000, "records_skipped_loop": 12,
                 "lag": {"t-0": 40, "t-1": 2}}),
-        });
+        );
         let m = Metrics::default();
         m.offers_received.inc_by(3);
         m.offers_declined.inc();
@@ -294,29 +303,20 @@ mod tests {
     #[test]
     fn translation_lag_and_group_syncs_are_exposed_and_old_documents_add_nothing() {
         let mut cluster = Cluster::new();
-        let task = TaskConfig {
-            cpus: 0.2,
-            mem: 256.0,
-            topics: vec!["t".into()],
-            topics_regex: None,
-            consumer: Default::default(),
-            producer: Default::default(),
-        };
-        let id = cluster.add(None, task.clone(), 1).expect("add");
-        cluster.get_mut(id).expect("server").metrics = Some(TaskMetrics {
-            received_ms: 2,
-            document: serde_json::json!({"kind": "metrics", "lag": {"t-0": 1},
+        add_reporting(
+            &mut cluster,
+            serde_json::json!({"kind": "metrics", "lag": {"t-0": 1},
                 "offset_syncs": {"topic": "mmm-offset-syncs",
                     "translation_lag": {"t-0": 0, "t-1": 17, "bad\"}label-1": 5}},
                 "group_syncs": {"billing": {"last_sync_unix_ms": 1_795_000_000_000u64,
                         "partitions": 2, "skipped": null},
                     "odd \"group\"\nx": {"last_sync_unix_ms": 5, "partitions": 1}}}),
-        });
-        let old = cluster.add(None, task, 1).expect("add");
-        cluster.get_mut(old).expect("server").metrics = Some(TaskMetrics {
-            received_ms: 2,
-            document: serde_json::json!({"kind": "metrics", "lag": {"t-0": 1}}),
-        });
+        );
+        // An executor from before offset syncs.
+        add_reporting(
+            &mut cluster,
+            serde_json::json!({"kind": "metrics", "lag": {"t-0": 1}}),
+        );
         let text = Metrics::default().render(&cluster, &SubscriptionState::Connecting);
         for line in [
             "mmm_offset_translation_lag{server=\"1\",partition=\"t-0\"} 0",
@@ -343,15 +343,6 @@ mod tests {
     #[test]
     fn forged_partition_labels_never_reach_the_exposition() {
         let mut cluster = Cluster::new();
-        let task = TaskConfig {
-            cpus: 0.2,
-            mem: 256.0,
-            topics: vec!["t".into()],
-            topics_regex: None,
-            consumer: Default::default(),
-            producer: Default::default(),
-        };
-        let id = cluster.add(None, task, 1).expect("add");
         let mut lag = serde_json::Map::new();
         lag.insert("a-0".into(), 1.into());
         lag.insert("x\"} 1\nmmm_subscribed{a=\"b-1".into(), 5.into());
@@ -360,10 +351,7 @@ mod tests {
         for i in 0..(MAX_PARTITION_LABELS + 10) {
             lag.insert(format!("many-{i}"), 0.into());
         }
-        cluster.get_mut(id).expect("server").metrics = Some(TaskMetrics {
-            received_ms: 2,
-            document: serde_json::json!({"lag": lag}),
-        });
+        add_reporting(&mut cluster, serde_json::json!({"lag": lag}));
         let text = Metrics::default().render(&cluster, &SubscriptionState::Connecting);
         assert!(!text.contains("mmm_subscribed{"), "{text}");
         assert!(!text.contains("no-number-x") && !text.contains("partition=\"-1\""));
