@@ -129,7 +129,8 @@ impl NetShaper {
     }
 
     /// Starts a proxy whose upstream is set later with [`NetShaper::set_upstream`], for a server
-    /// that must know the proxy's address before it starts. Connections before then are closed.
+    /// that must know the proxy's address before it starts. Connections before then wait for it
+    /// (up to 30 s).
     pub fn listen(shape: Shape) -> Result<NetShaper> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .map_err(|source| Error::io("binding the shaping proxy to 127.0.0.1:0", source))?;
@@ -219,13 +220,46 @@ fn accept_loop(listener: &TcpListener, inner: &Arc<Inner>) {
                 continue;
             }
         };
-        let Some(upstream) = *lock(&inner.upstream) else {
-            tracing::warn!("shaping proxy: connection before the upstream was set; closed");
+        if let Some(upstream) = *lock(&inner.upstream) {
+            if let Err(err) = connect(client, upstream, inner) {
+                tracing::warn!(%err, %upstream, "shaping proxy: cannot forward a connection");
+            }
             continue;
-        };
-        if let Err(err) = connect(client, upstream, inner) {
-            tracing::warn!(%err, %upstream, "shaping proxy: cannot forward a connection");
         }
+        // A client that learned the proxy's address from the broker while the broker was
+        // starting: closing its connection made librdkafka, which drops the bootstrap address
+        // once it knows the broker's own, wait out its whole timeout. It waits here instead.
+        let inner = inner.clone();
+        let waiting = std::thread::Builder::new()
+            .name("shaper-wait".into())
+            .spawn(move || {
+                let Some(upstream) = wait_for_upstream(&inner) else {
+                    tracing::warn!("shaping proxy: no upstream was set; connection closed");
+                    return;
+                };
+                if let Err(err) = connect(client, upstream, &inner) {
+                    tracing::warn!(%err, %upstream, "shaping proxy: cannot forward a connection");
+                }
+            });
+        if let Err(err) = waiting {
+            tracing::warn!(%err, "shaping proxy: cannot hold a connection for the upstream");
+        }
+    }
+}
+
+/// How long a connection made before the upstream is known waits for it.
+const UPSTREAM_WAIT: Duration = Duration::from_secs(30);
+
+fn wait_for_upstream(inner: &Inner) -> Option<SocketAddr> {
+    let deadline = Instant::now() + UPSTREAM_WAIT;
+    loop {
+        if let Some(upstream) = *lock(&inner.upstream) {
+            return Some(upstream);
+        }
+        if inner.stop.load(Ordering::Acquire) || Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
