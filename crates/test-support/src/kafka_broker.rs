@@ -56,16 +56,23 @@ impl KafkaBroker {
     /// Installs Tansu if needed (see [`crate::tansu_binary`]), starts a broker on a free port and
     /// returns once it answers a metadata request.
     pub fn start() -> Result<KafkaBroker> {
-        KafkaBroker::start_with(None)
+        KafkaBroker::start_with(None, |_| {})
     }
 
     /// Like [`KafkaBroker::start`], but the broker advertises `advertised` (`host:port`) in its
     /// metadata, so clients connect there after bootstrapping: a proxy in front of it, for instance.
     pub fn start_advertising(advertised: &str) -> Result<KafkaBroker> {
-        KafkaBroker::start_with(Some(advertised.to_owned()))
+        KafkaBroker::start_with(Some(advertised.to_owned()), |_| {})
     }
 
-    fn start_with(advertised: Option<String>) -> Result<KafkaBroker> {
+    /// As [`KafkaBroker::start_advertising`], calling `on_port` with the broker's port before
+    /// the broker is started and asked for metadata: a proxy at the advertised address learns
+    /// where to forward before any client is told to connect to it.
+    pub fn start_advertising_with(advertised: &str, on_port: impl Fn(u16)) -> Result<KafkaBroker> {
+        KafkaBroker::start_with(Some(advertised.to_owned()), on_port)
+    }
+
+    fn start_with(advertised: Option<String>, on_port: impl Fn(u16)) -> Result<KafkaBroker> {
         let binary = tansu_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("mmm-tansu-")
@@ -85,6 +92,7 @@ impl KafkaBroker {
         let mut attempt = 1;
         loop {
             broker.port = free_port()?;
+            on_port(broker.port);
             match broker.launch() {
                 Ok(()) => return Ok(broker),
                 // Another process may have bound the port between our probe and Tansu's bind.

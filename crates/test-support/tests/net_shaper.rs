@@ -204,7 +204,9 @@ fn connections_before_the_upstream_is_set_wait_for_it() {
     std::thread::sleep(Duration::from_millis(200));
     shaper.set_upstream(echo_server());
     let mut buf = [0u8; 11];
-    early.read_exact(&mut buf).expect("the echo of the early bytes");
+    early
+        .read_exact(&mut buf)
+        .expect("the echo of the early bytes");
     assert_eq!(&buf, b"early bytes");
     let samples = round_trips(shaper.addr(), 3);
     assert_eq!(samples.len(), 3);
