@@ -6,8 +6,11 @@
 //! ```text
 //! cargo xtask bench wan [-- --quick] [--rtts 0,100] [--sizes 200,10240] [--sides source,target]
 //!     [--megabytes M] [--partitions P] [--producer k=v,..] [--consumer k=v,..] [--lan-windows]
-//!     [--fetch-probe]
+//!     [--fetch-probe] [--target-producers N]
 //! ```
+//!
+//! `--target-producers N`: the executor spreads the records over N producers whatever the round
+//! trip (`MMM_EXECUTOR_TARGET_PRODUCERS`); by default it picks as many as the round trip needs.
 //!
 //! `--sides mock-source`: librdkafka's mock cluster (in this process) as the source, delaying
 //! each of its answers by the round trip instead of the proxy, with a topic of 64 partitions; it
@@ -68,6 +71,8 @@ struct Args {
     lan_windows: bool,
     /// Read the source again with the executor's consumer settings, for its statistics.
     fetch_probe: bool,
+    /// `MMM_EXECUTOR_TARGET_PRODUCERS` for the executor.
+    target_producers: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -115,6 +120,7 @@ fn args() -> Result<Args> {
         consumer: Vec::new(),
         lan_windows: false,
         fetch_probe: false,
+        target_producers: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -150,9 +156,15 @@ fn args() -> Result<Args> {
             "--partitions" => a.partitions = value.parse()?,
             "--producer" => a.producer = pairs(&value)?,
             "--consumer" => a.consumer = pairs(&value)?,
+            "--target-producers" => {
+                value
+                    .parse::<u32>()
+                    .with_context(|| format!("--target-producers {value:?}"))?;
+                a.target_producers = Some(value);
+            }
             other => bail!(
                 "unknown flag {other} (known: --quick, --lan-windows, --fetch-probe, --rtts, --sizes, --sides, --megabytes, \
-                 --partitions, --producer, --consumer)"
+                 --partitions, --producer, --consumer, --target-producers)"
             ),
         }
     }
@@ -269,15 +281,17 @@ fn main() -> Result<()> {
         load_average()
     );
     // Setting the in-flight bounds explicitly keeps every window at its LAN size.
-    let env: &[(&str, &str)] = if a.lan_windows {
+    let mut env: Vec<(&str, &str)> = Vec::new();
+    if a.lan_windows {
         println!("LAN windows at every round trip");
-        &[
-            ("MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS", "20000"),
-            ("MMM_EXECUTOR_MAX_IN_FLIGHT_BYTES", "8388608"),
-        ]
-    } else {
-        &[]
-    };
+        env.push(("MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS", "20000"));
+        env.push(("MMM_EXECUTOR_MAX_IN_FLIGHT_BYTES", "8388608"));
+    }
+    if let Some(n) = &a.target_producers {
+        println!("{n} target producers at every round trip");
+        env.push(("MMM_EXECUTOR_TARGET_PRODUCERS", n));
+    }
+    let env = env.as_slice();
     if !a.producer.is_empty() || !a.consumer.is_empty() {
         println!(
             "task properties: producer {:?} consumer {:?}",

@@ -40,6 +40,9 @@ pub struct ExecutorOptions {
     pub limits: Limits,
 }
 
+/// `MMM_EXECUTOR_TARGET_PRODUCERS` at most: each producer has its own threads and connections.
+const MAX_TARGET_PRODUCERS: u64 = 64;
+
 impl Default for ExecutorOptions {
     fn default() -> Self {
         Self {
@@ -51,25 +54,30 @@ impl Default for ExecutorOptions {
 
 impl ExecutorOptions {
     /// The defaults, changed by `MMM_EXECUTOR_METRICS_INTERVAL_MS`,
-    /// `MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS` and `MMM_EXECUTOR_MAX_IN_FLIGHT_BYTES`
-    /// (set through the ExecutorInfo's environment).
+    /// `MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS`, `MMM_EXECUTOR_MAX_IN_FLIGHT_BYTES` and
+    /// `MMM_EXECUTOR_TARGET_PRODUCERS` (set through the ExecutorInfo's environment).
     pub fn from_process_env() -> Result<Self, ExecutorError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// As [`ExecutorOptions::from_process_env`], reading through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ExecutorError> {
-        let number = |name: &'static str| -> Result<Option<u64>, ExecutorError> {
+        let within = |name: &'static str, max: u64, expected: &'static str| {
             get(name)
                 .map(|v| {
                     v.trim()
                         .parse::<u64>()
                         .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or(ExecutorError::Setting { name, value: v })
+                        .filter(|n| (1..=max).contains(n))
+                        .ok_or(ExecutorError::Setting {
+                            name,
+                            value: v,
+                            expected,
+                        })
                 })
                 .transpose()
         };
+        let number = |name: &'static str| within(name, u64::MAX, "a positive integer");
         let mut options = Self::default();
         if let Some(ms) = number("MMM_EXECUTOR_METRICS_INTERVAL_MS")? {
             options.metrics_interval = Duration::from_millis(ms);
@@ -81,6 +89,13 @@ impl ExecutorOptions {
         if let Some(n) = number("MMM_EXECUTOR_MAX_IN_FLIGHT_BYTES")? {
             options.limits.max_in_flight_bytes = usize::try_from(n).unwrap_or(usize::MAX);
             options.limits.follow_round_trip = false;
+        }
+        if let Some(n) = within(
+            "MMM_EXECUTOR_TARGET_PRODUCERS",
+            MAX_TARGET_PRODUCERS,
+            "an integer from 1 to 64",
+        )? {
+            options.limits.target_producers = Some(usize::try_from(n).unwrap_or(1));
         }
         Ok(options)
     }
@@ -133,14 +148,14 @@ pub enum ExecutorError {
         hint: &'static str,
     },
     /// A setting of the executor's own environment does not parse.
-    #[error(
-        "environment variable {name} has invalid value {value:?}: expected a positive integer"
-    )]
+    #[error("environment variable {name} has invalid value {value:?}: expected {expected}")]
     Setting {
         /// The variable.
         name: &'static str,
         /// Its value.
         value: String,
+        /// What it may be.
+        expected: &'static str,
     },
     /// The HTTP client could not be built.
     #[error("cannot create the HTTP client: {0}")]
@@ -872,5 +887,42 @@ mod tests {
         assert!(!is_refusal(&AgentCallError::Transport(
             "connection refused".into()
         )));
+    }
+
+    #[test]
+    fn options_come_from_the_environment_and_bad_values_are_named() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let o = ExecutorOptions::from_lookup(env(&[])).expect("defaults");
+        assert_eq!(o.limits.target_producers, None, "follows the round trip");
+        assert!(o.limits.follow_round_trip);
+        let o = ExecutorOptions::from_lookup(env(&[("MMM_EXECUTOR_TARGET_PRODUCERS", "4")]))
+            .expect("valid");
+        assert_eq!(o.limits.target_producers, Some(4));
+        for bad in ["0", "65", "many"] {
+            let pairs: &'static [(&'static str, &'static str)] = match bad {
+                "0" => &[("MMM_EXECUTOR_TARGET_PRODUCERS", "0")],
+                "65" => &[("MMM_EXECUTOR_TARGET_PRODUCERS", "65")],
+                _ => &[("MMM_EXECUTOR_TARGET_PRODUCERS", "many")],
+            };
+            let err = ExecutorOptions::from_lookup(env(pairs)).expect_err(bad);
+            let text = err.to_string();
+            assert!(
+                text.contains("MMM_EXECUTOR_TARGET_PRODUCERS")
+                    && text.contains(bad)
+                    && text.contains("from 1 to 64"),
+                "{text}"
+            );
+        }
+        let err =
+            ExecutorOptions::from_lookup(env(&[("MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS", "-1")]))
+                .expect_err("negative");
+        assert!(err.to_string().contains("a positive integer"), "{err}");
     }
 }

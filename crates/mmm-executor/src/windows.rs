@@ -13,7 +13,22 @@
 //! queued.max.messages.kbytes = max(4 MiB, 2 × fetch.max.bytes) / 1024
 //! in-flight bytes            = clamp(2 × bdp(target), 8 MiB, 64 MiB)
 //! in-flight records          = clamp(in-flight bytes / 256, 20,000, 200,000)
+//! target producers           = clamp(⌈bdp(target) / (requests in flight × batch bytes)⌉, 1, 4)
 //! ```
+//!
+//! The target producers: librdkafka puts one partition's batch in a produce request and keeps at
+//! most `max.in.flight.requests.per.connection` of them on its one connection to a broker, so a
+//! producer reaches at most 5 × `batch.size` (5 MB) per round trip, whatever the other windows
+//! allow. Across a long link the engine spreads the source partitions over several producers
+//! ([`target_producers`]; "batch bytes" is the smaller of `batch.size` and `message.max.bytes`).
+//!
+//! A bound no setting lifts: librdkafka's idempotent producer (2.12, and upstream as of 2.15)
+//! sends a partition's next request only when the previous one is answered, because it compares
+//! the partition's messages in flight, not its requests, with the limit of 5 (upstream pull request
+//! 4989). So each target partition moves at most one `batch.size` per round trip: at 100 ms about
+//! 7.7 MB/s of 200-byte records. Throughput across a long link grows with the partitions being
+//! written at once (docs/performance.md); `batch.size` is not raised past the target's default
+//! `max.message.bytes`, because a compressed batch above the topic's limit is refused whole.
 //!
 //! The fetch is four times the bandwidth-delay product because librdkafka keeps one fetch in
 //! flight per broker and a broker's answer carries less than it was allowed: against a source
@@ -33,8 +48,8 @@
 //!
 //! The producer's `max.in.flight.requests.per.connection`: with idempotence on, librdkafka keeps
 //! each partition's order with up to 5 requests in flight, so a lower value (the original
-//! framework's producer file asks for 1, for ordering) only costs a round trip per request and is
-//! raised to 5. Without idempotence the task's value is kept: there it is what keeps the order.
+//! framework's producer file asks for 1, for ordering) only costs a round trip per request across
+//! partitions and is raised to 5. Without idempotence the task's value is kept: there it is what keeps the order.
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +78,10 @@ const IN_FLIGHT_RECORDS_MAX: u64 = 200_000;
 const RECORD_BYTES_FOR_COUNT: u64 = 256;
 /// Requests in flight per connection that idempotence keeps in order.
 pub const IDEMPOTENT_IN_FLIGHT: u32 = 5;
+/// Producers the records may be spread over, at most. Each idle producer's broker thread polls
+/// without pause while its partitions wait for their one request in flight (librdkafka's
+/// idempotent producer), so more cost CPU: with 5 and 8 the benchmark's 2 cores were the bound.
+const PRODUCERS_MAX: u64 = 4;
 /// Metadata requests timed after the connection is up; the fastest one counts.
 const PROBES: usize = 3;
 
@@ -132,6 +151,38 @@ impl Default for Windows {
     fn default() -> Self {
         Windows::for_round_trips(RoundTrips::default())
     }
+}
+
+/// How many producers carry the records to a target `rtt` away: enough that their requests in
+/// flight (`requests` per connection, of `batch_bytes` each) hold one bandwidth-delay product.
+/// One on a LAN, at most [`PRODUCERS_MAX`].
+pub fn target_producers(rtt: Duration, requests: u64, batch_bytes: u64) -> usize {
+    let reach = requests.max(1).saturating_mul(batch_bytes.max(1));
+    let count = bdp(RATE_GOAL, rtt).div_ceil(reach).clamp(1, PRODUCERS_MAX);
+    usize::try_from(count).unwrap_or(1)
+}
+
+/// The requests in flight per connection and the batch bytes of a producer configuration, with
+/// librdkafka's defaults for what it does not set.
+pub fn producer_reach(config: &ClientConfig) -> (u64, u64) {
+    let number = |keys: &[&str], default: u64| {
+        keys.iter()
+            .find_map(|k| config.get(k))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    let requests = number(
+        &["max.in.flight.requests.per.connection", "max.in.flight"],
+        1_000_000,
+    );
+    // Idempotence caps the requests in flight at 5 whatever the setting says.
+    let requests = if idempotent(config) {
+        requests.min(u64::from(IDEMPOTENT_IN_FLIGHT))
+    } else {
+        requests
+    };
+    let batch = number(&["batch.size"], 1_000_000).min(number(&["message.max.bytes"], 1_000_000));
+    (requests, batch)
 }
 
 /// Whether a producer configuration has idempotence on.
@@ -280,6 +331,43 @@ mod tests {
         });
         assert_eq!(w.fetch_max_bytes, 4 * 13_421_772);
         assert_eq!(w.in_flight_bytes, 8 * 1024 * 1024);
+    }
+
+    #[test]
+    fn producers_hold_one_bandwidth_delay_product_in_flight() {
+        // 5 requests of 1 MB: a producer reaches 5 MB per round trip.
+        assert_eq!(target_producers(Duration::ZERO, 5, 1_000_000), 1);
+        assert_eq!(target_producers(ms(1), 5, 1_000_000), 1);
+        assert_eq!(target_producers(ms(20), 5, 1_000_000), 1);
+        // 128 MiB/s × 50 ms = 6.7 MB; × 100 ms = 13.4 MB; × 150 ms = 20.1 MB.
+        assert_eq!(target_producers(ms(50), 5, 1_000_000), 2);
+        assert_eq!(target_producers(ms(100), 5, 1_000_000), 3);
+        assert_eq!(target_producers(ms(150), 5, 1_000_000), 4, "capped");
+        assert_eq!(
+            target_producers(ms(100), 5, 4_000_000),
+            1,
+            "bigger batches need fewer"
+        );
+        assert_eq!(target_producers(ms(100), 1, 1_000_000), 4, "capped");
+        assert_eq!(
+            target_producers(ms(100), 0, 0),
+            4,
+            "nonsense never divides by zero"
+        );
+    }
+
+    #[test]
+    fn the_reach_comes_from_the_producer_configuration() {
+        let mut c = ClientConfig::new();
+        assert_eq!(producer_reach(&c), (1_000_000, 1_000_000));
+        c.set("enable.idempotence", "true");
+        assert_eq!(producer_reach(&c), (5, 1_000_000));
+        c.set("max.in.flight.requests.per.connection", "2");
+        c.set("batch.size", "4000000");
+        c.set("message.max.bytes", "33554432");
+        assert_eq!(producer_reach(&c), (2, 4_000_000));
+        c.set("message.max.bytes", "2000000");
+        assert_eq!(producer_reach(&c), (2, 2_000_000));
     }
 
     #[test]

@@ -16,6 +16,20 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 #[test]
 fn records_arrive_byte_exact_in_order_on_the_same_partition() {
+    exact_and_in_order(Limits::default());
+}
+
+/// What a long link to the target does (several producers, each source partition on one of
+/// them), at 0 ms: order within each partition and the commits must not change.
+#[test]
+fn records_spread_over_several_producers_keep_each_partitions_order() {
+    exact_and_in_order(Limits {
+        target_producers: Some(3),
+        ..Limits::default()
+    });
+}
+
+fn exact_and_in_order(limits: Limits) {
     let source = KafkaBroker::start().expect("source broker");
     let target = KafkaBroker::start().expect("target broker");
     let topic = random_name("exact");
@@ -26,7 +40,7 @@ fn records_arrive_byte_exact_in_order_on_the_same_partition() {
     let group = group();
     let engine = Engine::start(
         task(&source.bootstrap(), &target.bootstrap(), &[&topic], &group),
-        Limits::default(),
+        limits,
     )
     .expect("engine starts");
     let got = consume_all(

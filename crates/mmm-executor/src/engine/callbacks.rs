@@ -14,7 +14,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::TopicPartitionList;
 
@@ -114,7 +114,7 @@ impl ProducerContext for DeliveryContext {
 
 pub(super) struct RebalanceContext {
     pub(super) shared: Arc<Shared>,
-    pub(super) producer: Arc<BaseProducer<DeliveryContext>>,
+    pub(super) producers: Arc<super::producers::Producers>,
     /// How long a revoke waits for the revoked partitions' deliveries: the
     /// group's session timeout, after which their new owner reads them anyway.
     pub(super) drain_timeout: Duration,
@@ -211,7 +211,8 @@ impl ConsumerContext for RebalanceContext {
                 );
                 break;
             }
-            self.producer.poll(Duration::from_millis(10));
+            self.producers
+                .serve_or_sleep(&self.shared, super::worker::DELIVERY_WAIT);
         }
         let (list, marks) = self.shared.lock().commit_list(Some(&revoked));
         let _ = self

@@ -1,7 +1,8 @@
 //! The replication engine: consume from the source, produce to the target,
 //! commit what the target acknowledged.
 //!
-//! One thread runs a loop over a `BaseConsumer` and a `BaseProducer`. Delivery
+//! One thread runs a loop over a `BaseConsumer` and its `BaseProducer`s (one on a
+//! LAN, several across a long link: [`producers`]). Delivery
 //! reports and rebalance callbacks fire inside that loop's `poll` calls, so the
 //! shared state's lock is never contended; it exists because the callbacks
 //! only get `&self`.
@@ -9,6 +10,7 @@
 mod callbacks;
 mod error;
 mod group_sync;
+mod producers;
 mod provenance;
 mod stall;
 mod state;
@@ -17,7 +19,8 @@ mod worker;
 
 pub use error::EngineError;
 
-use callbacks::{DeliveryContext, RebalanceContext};
+use callbacks::RebalanceContext;
+use producers::Producers;
 use state::{Shared, State};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,12 +33,13 @@ use mmm_core::task_data::{Partitioning, TaskData, TopicSelection};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::BaseProducer;
 use tokio::sync::oneshot;
 
 use crate::kafka_config::{admin_config, consumer_config, consumer_config_for, producer_config};
 use crate::metrics::Metrics;
-use crate::windows::{measure_round_trip, RoundTrips, Side, Windows};
+use crate::windows::{
+    measure_round_trip, producer_reach, target_producers, RoundTrips, Side, Windows,
+};
 
 /// Bounds and timeouts of the engine.
 #[derive(Debug, Clone)]
@@ -54,6 +58,9 @@ pub struct Limits {
     /// bounds above, as floors) follow the measured round trips
     /// ([`crate::windows`]); off when the in-flight bounds were set explicitly.
     pub follow_round_trip: bool,
+    /// Producers the records are spread over; `None`: as many as the round
+    /// trip to the target needs ([`crate::windows::target_producers`]).
+    pub target_producers: Option<usize>,
 }
 
 impl Default for Limits {
@@ -65,6 +72,7 @@ impl Default for Limits {
             revoke_drain_timeout: None,
             metadata_timeout: Duration::from_secs(10),
             follow_round_trip: true,
+            target_producers: None,
         }
     }
 }
@@ -106,9 +114,11 @@ const ROUND_TRIP_PROBE_TOPIC: &str = "mmm-round-trip-probe";
 const ROUND_TRIP_BUDGET: Duration = Duration::from_secs(2);
 
 /// Measures the round trip to both clusters and sizes the windows for it; the
-/// in-flight bounds of `limits` stay as floors.
+/// in-flight bounds of `limits` stay as floors. `target_producers` of the
+/// returned limits is always set.
 fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
     if !limits.follow_round_trip {
+        limits.target_producers = Some(limits.target_producers.unwrap_or(1));
         return (Windows::default(), limits);
     }
     let probe = match &task.topics {
@@ -139,6 +149,11 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
     limits.max_in_flight_records = limits
         .max_in_flight_records
         .max(usize::try_from(windows.in_flight_records).unwrap_or(usize::MAX));
+    let (requests, batch_bytes) = producer_reach(&producer);
+    let producers = limits
+        .target_producers
+        .unwrap_or_else(|| target_producers(rtt.target, requests, batch_bytes));
+    limits.target_producers = Some(producers);
     tracing::info!(
         source_rtt_ms = rtt.source.as_secs_f64() * 1000.0,
         target_rtt_ms = rtt.target.as_secs_f64() * 1000.0,
@@ -146,6 +161,7 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
         prefetch_kbytes = windows.prefetch_kbytes,
         in_flight_bytes = limits.max_in_flight_bytes,
         in_flight_records = limits.max_in_flight_records,
+        target_producers = producers,
         "windows sized for the round trips"
     );
     (windows, limits)
@@ -186,15 +202,16 @@ impl Engine {
             generation: AtomicU64::new(0),
             syncs,
         });
-        let producer: BaseProducer<DeliveryContext> = producer_config(&task.producer)
-            .create_with_context(DeliveryContext {
-                shared: shared.clone(),
-            })
-            .map_err(|source| EngineError::Config {
-                client: "producer",
-                source: Box::new(source),
-            })?;
-        let producer = Arc::new(producer);
+        let producers = Producers::create(
+            &producer_config(&task.producer),
+            limits.target_producers.unwrap_or(1),
+            &shared,
+        )
+        .map_err(|source| EngineError::Config {
+            client: "producer",
+            source: Box::new(source),
+        })?;
+        let producers = Arc::new(producers);
         let admin: AdminClient<DefaultClientContext> = producer_config(&task.producer)
             .create()
             .map_err(|source| EngineError::Config {
@@ -214,7 +231,7 @@ impl Engine {
             consumer_config_for(&task.consumer, &windows)
                 .create_with_context(RebalanceContext {
                     shared: shared.clone(),
-                    producer: producer.clone(),
+                    producers: producers.clone(),
                     drain_timeout,
                 })
                 .map_err(|source| EngineError::Config {
@@ -267,7 +284,7 @@ impl Engine {
             task,
             limits,
             consumer,
-            producer,
+            producers,
             admin,
             source_admin,
             shared,

@@ -1,6 +1,7 @@
 //! The replication loop and the forwarding of one record.
 
 use super::callbacks::{DeliveryContext, RebalanceContext};
+use super::producers::Producers;
 use super::provenance::{NameError, Provenance, Verdict};
 use super::stall::{PartitionView, StallWatch};
 use super::state::Shared;
@@ -16,7 +17,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseRecord;
 use rdkafka::Timestamp;
 
 use crate::metrics::Metrics;
@@ -35,16 +36,15 @@ pub(super) const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// How often the loop hands deliveries to the tracker while records stream in.
 pub(super) const DELIVERY_POLL_EVERY: u32 = 512;
 
+/// How long the loop sleeps when it waits for deliveries and none are ready.
+pub(super) const DELIVERY_WAIT: Duration = Duration::from_millis(1);
+
 /// How often the loop checks the partitions' progress against consumer errors.
 pub(super) const STALL_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// How long one attempt to learn a cluster's id may take; librdkafka goes on
 /// connecting in the background between attempts.
 const CLUSTER_ID_ATTEMPT: Duration = Duration::from_secs(2);
-
-/// At most this many delivery events are served in one go (each holds one
-/// batch of reports), so that consuming goes on under a flood of them.
-const MAX_DELIVERY_EVENTS: usize = 1024;
 
 /// A topic's route plus the slot of each of its partitions.
 pub(super) struct TopicRoute {
@@ -115,7 +115,7 @@ pub(super) struct Worker {
     pub(super) task: TaskData,
     pub(super) limits: Limits,
     pub(super) consumer: BaseConsumer<RebalanceContext>,
-    pub(super) producer: Arc<BaseProducer<DeliveryContext>>,
+    pub(super) producers: Arc<Producers>,
     pub(super) admin: AdminClient<DefaultClientContext>,
     pub(super) source_admin: AdminClient<DefaultClientContext>,
     pub(super) shared: Arc<Shared>,
@@ -148,10 +148,12 @@ impl Worker {
         // Leaving the group runs the revoke callback, which needs the producer:
         // the consumer goes first.
         let Worker {
-            consumer, producer, ..
+            consumer,
+            producers,
+            ..
         } = self;
         drop(consumer);
-        drop(producer);
+        drop(producers);
         outcome.map(|()| Summary {
             committed,
             undelivered,
@@ -179,7 +181,7 @@ impl Worker {
             match Provenance::resolve(
                 &self.task,
                 self.consumer.client(),
-                self.producer.client(),
+                self.producers.client(),
                 attempt,
             ) {
                 Ok(provenance) => {
@@ -261,7 +263,7 @@ impl Worker {
                 // target that is down), where it lets the consumer be polled
                 // for rebalances without taking records.
                 let since = *blocked_since.get_or_insert(now);
-                self.producer.poll(Duration::from_millis(1));
+                self.producers.serve_or_sleep(&self.shared, DELIVERY_WAIT);
                 if !paused && since.elapsed() >= PAUSE_AFTER {
                     self.set_paused(true);
                     Metrics::add(&self.shared.metrics.backpressure_pauses, 1);
@@ -296,7 +298,7 @@ impl Worker {
                 Some(Ok(message)) => {
                     let clusters = Clusters {
                         source: self.consumer.client(),
-                        target: self.producer.client(),
+                        target: self.producers.client(),
                         source_admin: &self.source_admin,
                         target_admin: &self.admin,
                     };
@@ -304,7 +306,7 @@ impl Worker {
                         &self.task,
                         &self.limits,
                         &clusters,
-                        &self.producer,
+                        &self.producers,
                         &self.shared,
                         &mut self.routes,
                         self.provenance.as_ref(),
@@ -312,7 +314,7 @@ impl Worker {
                     )?;
                     since_delivery_poll += 1;
                     if since_delivery_poll >= DELIVERY_POLL_EVERY {
-                        drain_deliveries(&self.producer, &self.shared);
+                        self.producers.serve_ready(&self.shared);
                         since_delivery_poll = 0;
                     }
                 }
@@ -334,14 +336,14 @@ impl Worker {
                     let views = self.assigned_views();
                     let health = self.stall.check(now, &views);
                     self.report_health(health);
-                    self.producer.poll(Duration::ZERO);
+                    self.producers.serve_ready(&self.shared);
                 }
                 None => {
-                    self.producer.poll(if in_flight > 0 && !over {
-                        Duration::from_millis(1)
+                    if in_flight > 0 && !over {
+                        self.producers.serve_or_sleep(&self.shared, DELIVERY_WAIT);
                     } else {
-                        Duration::ZERO
-                    });
+                        self.producers.serve_ready(&self.shared);
+                    }
                     since_delivery_poll = 0;
                 }
             }
@@ -476,29 +478,11 @@ impl Worker {
                 tracing::warn!(in_flight, "stopping with records in flight");
                 break;
             }
-            self.producer.poll(Duration::from_millis(10));
+            self.producers.serve_or_sleep(&self.shared, DELIVERY_WAIT);
         }
         self.commit_all(CommitMode::Sync);
         tracing::info!("drained and committed");
         self.committed()
-    }
-}
-
-/// Serves every delivery report that is ready, without waiting: one
-/// `poll` serves a single event (one batch), so it is repeated while events
-/// keep acknowledging records.
-pub(super) fn drain_deliveries(producer: &BaseProducer<DeliveryContext>, shared: &Shared) {
-    let mut in_flight = shared.lock().in_flight_records;
-    for _ in 0..MAX_DELIVERY_EVENTS {
-        if in_flight == 0 {
-            return;
-        }
-        producer.poll(Duration::ZERO);
-        let now = shared.lock().in_flight_records;
-        if now == in_flight {
-            return;
-        }
-        in_flight = now;
     }
 }
 
@@ -508,7 +492,7 @@ pub(super) fn forward(
     task: &TaskData,
     limits: &Limits,
     clusters: &Clusters<'_, RebalanceContext, DeliveryContext>,
-    producer: &BaseProducer<DeliveryContext>,
+    producers: &Producers,
     shared: &Shared,
     routes: &mut Routes,
     provenance: Option<&Provenance>,
@@ -588,6 +572,7 @@ pub(super) fn forward(
         skip(shared, slot_index, topic, partition, offset, bytes);
         return Ok(());
     }
+    let producer = producers.for_partition(route_index, partition);
     let mut record: BaseRecord<'_, [u8], [u8], usize> =
         BaseRecord::with_opaque_to(&entry.route.target, opaque);
     if entry.route.preserve {
@@ -622,7 +607,7 @@ pub(super) fn forward(
                 // The in-flight bound normally stops consumption first; if the
                 // producer's own queue fills anyway, wait for deliveries.
                 record = back;
-                producer.poll(Duration::from_millis(10));
+                producers.serve_or_sleep(shared, DELIVERY_WAIT);
                 if let Some(failure) = shared.lock().failure.take() {
                     return Err(failure);
                 }
