@@ -38,7 +38,8 @@ use tokio::sync::oneshot;
 use crate::kafka_config::{admin_config, consumer_config, consumer_config_for, producer_config};
 use crate::metrics::Metrics;
 use crate::windows::{
-    measure_round_trip, producer_reach, target_producers, RoundTrips, Side, Windows,
+    measure_round_trip, probe_cluster, producer_reach, target_producers_for, RoundTrips, Side,
+    Windows,
 };
 
 /// Bounds and timeouts of the engine.
@@ -133,10 +134,19 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
         producer_config(&task.producer),
     );
     let (source, target) = std::thread::scope(|scope| {
-        let source = scope.spawn(|| measure_round_trip(&consumer, Side::Source, probe, timeout));
+        let source = scope.spawn(|| probe_cluster(&consumer, Side::Source, probe, timeout));
         let target = measure_round_trip(&producer, Side::Target, probe, timeout);
         (source.join().ok().flatten(), target)
     });
+    // The source partitions, roughly: the probe topic's times the topics listed (none known
+    // for a regex, which may match any number).
+    let source_partitions = match &task.topics {
+        TopicSelection::List(names) => source
+            .and_then(|s| s.partitions)
+            .map(|n| n.saturating_mul(names.len())),
+        TopicSelection::Regex(_) => None,
+    };
+    let source = source.map(|s| s.round_trip);
     // A cluster that does not answer yet gets LAN windows, as before there were any.
     let rtt = RoundTrips {
         source: source.unwrap_or_default(),
@@ -150,9 +160,9 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
         .max_in_flight_records
         .max(usize::try_from(windows.in_flight_records).unwrap_or(usize::MAX));
     let (requests, batch_bytes) = producer_reach(&producer);
-    let producers = limits
-        .target_producers
-        .unwrap_or_else(|| target_producers(rtt.target, requests, batch_bytes));
+    let producers = limits.target_producers.unwrap_or_else(|| {
+        target_producers_for(rtt.target, requests, batch_bytes, source_partitions)
+    });
     limits.target_producers = Some(producers);
     tracing::info!(
         source_rtt_ms = rtt.source.as_secs_f64() * 1000.0,
@@ -162,6 +172,7 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
         in_flight_bytes = limits.max_in_flight_bytes,
         in_flight_records = limits.max_in_flight_records,
         target_producers = producers,
+        source_partitions,
         "windows sized for the round trips"
     );
     (windows, limits)
