@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 
+use mmm_core::human::duration as age;
 use mmm_core::rest::{Answer, ServerView, ServersValue};
 use serde::Deserialize;
 use serde_json::Value;
@@ -172,20 +173,6 @@ fn render_server(out: &mut String, shown: &Shown, now_ms: u64) {
                 let _ = writeln!(out, "    group {group}: {when}");
             }
         }
-    }
-}
-
-/// `42 s`, `7 min 09 s`, `2 h 05 min`, `3 d 4 h`.
-fn age(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if d > 0 {
-        format!("{d} d {h} h")
-    } else if h > 0 {
-        format!("{h} h {m:02} min")
-    } else if m > 0 {
-        format!("{m} min {s:02} s")
-    } else {
-        format!("{s} s")
     }
 }
 

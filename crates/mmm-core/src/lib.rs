@@ -8,6 +8,7 @@
 pub mod config;
 pub mod constraints;
 pub mod delivery_guarantees;
+pub mod human;
 pub mod kafka_props;
 pub mod model;
 pub mod offset_sync;

@@ -658,18 +658,23 @@ mod tests {
         assert_eq!(text, r#"{"ids":[1,3]}"#);
     }
 
-    #[test]
-    fn answers_keep_the_original_bytes_and_redact_secrets() {
-        let mut cluster = Cluster::new();
-        let task = TaskConfig {
+    /// A task of 0.2 CPU and 256 MB mirroring topic `t`.
+    fn task_of_t(consumer: BTreeMap<String, String>) -> TaskConfig {
+        TaskConfig {
             cpus: 0.2,
             mem: 256.0,
             topics: vec!["t".into()],
             topics_regex: None,
-            consumer: BTreeMap::from([("sasl.password".to_string(), "hunter2".to_string())]),
+            consumer,
             producer: BTreeMap::new(),
-        };
-        cluster.add(None, task, 0).expect("add");
+        }
+    }
+
+    #[test]
+    fn answers_keep_the_original_bytes_and_redact_secrets() {
+        let mut cluster = Cluster::new();
+        let consumer = BTreeMap::from([("sasl.password".to_string(), "hunter2".to_string())]);
+        cluster.add(None, task_of_t(consumer), 0).expect("add");
         let answer = Answer {
             message: "1 servers.".to_string(),
             success: true,
@@ -702,15 +707,9 @@ mod tests {
     #[test]
     fn translation_lag_and_group_syncs_come_from_the_executors_document() {
         let mut cluster = Cluster::new();
-        let task = TaskConfig {
-            cpus: 0.2,
-            mem: 256.0,
-            topics: vec!["t".into()],
-            topics_regex: None,
-            consumer: BTreeMap::new(),
-            producer: BTreeMap::new(),
-        };
-        let id = cluster.add(None, task, 0).expect("add");
+        let id = cluster
+            .add(None, task_of_t(BTreeMap::new()), 0)
+            .expect("add");
         cluster.get_mut(id).expect("server").metrics = Some(crate::model::Metrics {
             received_ms: 9,
             document: serde_json::json!({"kind": "metrics",

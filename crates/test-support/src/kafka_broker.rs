@@ -60,15 +60,10 @@ impl KafkaBroker {
     }
 
     /// Like [`KafkaBroker::start`], but the broker advertises `advertised` (`host:port`) in its
-    /// metadata, so clients connect there after bootstrapping: a proxy in front of it, for instance.
-    pub fn start_advertising(advertised: &str) -> Result<KafkaBroker> {
-        KafkaBroker::start_with(Some(advertised.to_owned()), |_| {})
-    }
-
-    /// As [`KafkaBroker::start_advertising`], calling `on_port` with the broker's port before
-    /// the broker is started and asked for metadata: a proxy at the advertised address learns
-    /// where to forward before any client is told to connect to it.
-    pub fn start_advertising_with(advertised: &str, on_port: impl Fn(u16)) -> Result<KafkaBroker> {
+    /// metadata, so clients connect there after bootstrapping: a proxy in front of it, for
+    /// instance. `on_port` gets the broker's port before the broker is started and asked for
+    /// metadata, so such a proxy learns where to forward before any client is sent to it.
+    pub fn start_advertising(advertised: &str, on_port: impl Fn(u16)) -> Result<KafkaBroker> {
         KafkaBroker::start_with(Some(advertised.to_owned()), on_port)
     }
 

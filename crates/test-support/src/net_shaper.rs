@@ -402,7 +402,7 @@ impl ShapedBroker {
         // The upstream is set before the broker answers its first metadata request: that
         // answer sends the client to the proxy, and librdkafka then forgets the bootstrap
         // address, so a proxy without upstream would leave the start waiting for nothing.
-        let broker = KafkaBroker::start_advertising_with(&shaper.address(), |port| {
+        let broker = KafkaBroker::start_advertising(&shaper.address(), |port| {
             shaper.set_upstream(SocketAddr::from(([127, 0, 0, 1], port)));
         })?;
         Ok(ShapedBroker { shaper, broker })

@@ -201,6 +201,8 @@ fn connections_before_the_upstream_is_set_wait_for_it() {
         .expect("timeout");
     // Written before there is anywhere to forward it: it must not be lost.
     early.write_all(b"early bytes").expect("write");
+    // Not a wait for a condition: it lets the proxy accept the connection while it still has
+    // no upstream, the case under test (set at once, the upstream could come first).
     std::thread::sleep(Duration::from_millis(200));
     shaper.set_upstream(echo_server());
     let mut buf = [0u8; 11];

@@ -57,19 +57,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (y, m, d)
 }
 
-/// `3 d 4 h`, `2 h 05 min`, `7 min 09 s`, `42 s`.
-pub fn duration(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if d > 0 {
-        format!("{d} d {h} h")
-    } else if h > 0 {
-        format!("{h} h {m:02} min")
-    } else if m > 0 {
-        format!("{m} min {s:02} s")
-    } else {
-        format!("{s} s")
-    }
-}
+pub use mmm_core::human::duration;
 
 /// A figure with thousands separated by thin spaces, one decimal below 100.
 pub fn figure(n: Option<f64>) -> String {
