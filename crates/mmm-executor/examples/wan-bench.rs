@@ -137,6 +137,13 @@ fn args() -> Result<Args> {
             a.fetch_probe = true;
             continue;
         }
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        if !VALUED_FLAGS.contains(&flag.as_str()) {
+            bail!("unknown flag {flag}\n{USAGE}");
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--rtts" => a.rtts = list(&value)?,
@@ -162,10 +169,7 @@ fn args() -> Result<Args> {
                     .with_context(|| format!("--target-producers {value:?}"))?;
                 a.target_producers = Some(value);
             }
-            other => bail!(
-                "unknown flag {other} (known: --quick, --lan-windows, --fetch-probe, --rtts, --sizes, --sides, --megabytes, \
-                 --partitions, --producer, --consumer, --target-producers)"
-            ),
+            other => bail!("unknown flag {other}\n{USAGE}"),
         }
     }
     if !a.rtts.contains(&0) {
@@ -269,6 +273,23 @@ struct Row {
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1_000_000.0
 }
+
+const USAGE: &str = "usage: wan-bench [--quick] [--lan-windows] [--fetch-probe] [--rtts 0,100] \
+[--sizes 200,10240] [--sides source,target,mock-source] [--megabytes M] [--partitions P] \
+[--producer k=v,..] [--consumer k=v,..] [--target-producers N]\n\
+MMM_BENCH_EXECUTOR_LOG=<file> keeps the executor's log, with librdkafka's debug lines.";
+
+/// The flags followed by a value.
+const VALUED_FLAGS: &[&str] = &[
+    "--rtts",
+    "--sizes",
+    "--sides",
+    "--megabytes",
+    "--partitions",
+    "--producer",
+    "--consumer",
+    "--target-producers",
+];
 
 fn main() -> Result<()> {
     let a = args()?;

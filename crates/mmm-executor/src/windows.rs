@@ -14,7 +14,7 @@
 //! in-flight bytes            = clamp(2 × bdp(target), 8 MiB, 64 MiB)
 //! in-flight records          = clamp(in-flight bytes / 256, 20,000, 200,000)
 //! target producers           = min(clamp(⌈bdp(target) / (requests in flight × batch bytes)⌉, 1, 4),
-//!                                  max(1, ⌈source partitions / 8⌉))
+//!                                  max(1, source partitions))
 //! ```
 //!
 //! The target producers: librdkafka puts one partition's batch in a produce request and keeps at
@@ -24,13 +24,15 @@
 //! ([`target_producers_for`]; "batch bytes" is the smaller of `batch.size` and `message.max.bytes`;
 //! the source partitions are the first listed topic's times the topics listed, unknown for a regex).
 //!
-//! A bound no setting lifts: librdkafka's idempotent producer (2.12, and upstream as of 2.15)
-//! sends a partition's next request only when the previous one is answered, because it compares
-//! the partition's messages in flight, not its requests, with the limit of 5 (upstream pull request
-//! 4989). So each target partition moves at most one `batch.size` per round trip: at 100 ms about
-//! 7.7 MB/s of 200-byte records. Throughput across a long link grows with the partitions being
-//! written at once (docs/performance.md); `batch.size` is not raised past the target's default
-//! `max.message.bytes`, because a compressed batch above the topic's limit is refused whole.
+//! A bound no setting lifts in stock librdkafka (2.12, and upstream as of 2.15): its idempotent
+//! producer sends a partition's next request only when the previous one is answered, because it
+//! compares the partition's messages in flight, not its requests, with the limit of 5 (upstream
+//! pull request 4989). Each target partition would move one `batch.size` per round trip, about
+//! 7.7 MB/s of 200-byte records at 100 ms. The workspace builds librdkafka with that comparison
+//! fixed (vendor/README.md), so a partition may fill its producer's 5 requests and a producer
+//! moves 5 batches per round trip whatever the number of partitions. `batch.size` is not raised
+//! past the target's default `max.message.bytes`, because a compressed batch above the topic's
+//! limit is refused whole.
 //!
 //! The fetch is four times the bandwidth-delay product because librdkafka keeps one fetch in
 //! flight per broker and a broker's answer carries less than it was allowed: against a source
@@ -80,9 +82,9 @@ const IN_FLIGHT_RECORDS_MAX: u64 = 200_000;
 const RECORD_BYTES_FOR_COUNT: u64 = 256;
 /// Requests in flight per connection that idempotence keeps in order.
 pub const IDEMPOTENT_IN_FLIGHT: u32 = 5;
-/// Producers the records may be spread over, at most. Each idle producer's broker thread polls
-/// without pause while its partitions wait for their one request in flight (librdkafka's
-/// idempotent producer), so more cost CPU: with 5 and 8 the benchmark's 2 cores were the bound.
+/// Producers the records may be spread over, at most. Each holds its own queue and requests in
+/// flight: at 150 ms, 4 producers moved 56.1 MB/s of 200-byte records at a peak RSS of 254 MB, 5
+/// moved 52.4 MB/s at 285 MB, past the 256 MB the executor keeps to.
 const PRODUCERS_MAX: u64 = 4;
 /// Metadata requests timed after the connection is up; the fastest one counts.
 const PROBES: usize = 3;
@@ -164,13 +166,8 @@ pub fn target_producers(rtt: Duration, requests: u64, batch_bytes: u64) -> usize
     usize::try_from(count).unwrap_or(1)
 }
 
-/// Source partitions per producer, at least: with fewer, a second producer only adds a broker
-/// thread that polls while its few partitions wait for their request in flight (8 partitions at
-/// 100 ms: 25.8 MB/s and 4.6 s of CPU with one producer, 25.5 MB/s and 7.2 s with three).
-pub const PARTITIONS_PER_PRODUCER: usize = 8;
-
-/// [`target_producers`], limited to one per [`PARTITIONS_PER_PRODUCER`] source partitions when
-/// their number is known.
+/// [`target_producers`], at most one per source partition when their number is known: each
+/// partition goes through one producer, so a producer past the partitions would carry nothing.
 pub fn target_producers_for(
     rtt: Duration,
     requests: u64,
@@ -179,7 +176,7 @@ pub fn target_producers_for(
 ) -> usize {
     let by_round_trip = target_producers(rtt, requests, batch_bytes);
     match source_partitions {
-        Some(n) => by_round_trip.min(n.div_ceil(PARTITIONS_PER_PRODUCER).max(1)),
+        Some(n) => by_round_trip.min(n.max(1)),
         None => by_round_trip,
     }
 }
@@ -411,10 +408,11 @@ mod tests {
     }
 
     #[test]
-    fn few_source_partitions_keep_few_producers() {
+    fn no_more_producers_than_source_partitions() {
         assert_eq!(target_producers_for(ms(100), 5, 1_000_000, None), 3);
-        assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(8)), 1);
-        assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(9)), 2);
+        assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(1)), 1);
+        assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(2)), 2);
+        assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(8)), 3);
         assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(64)), 3);
         assert_eq!(target_producers_for(ms(150), 5, 1_000_000, Some(64)), 4);
         assert_eq!(target_producers_for(ms(0), 5, 1_000_000, Some(64)), 1);

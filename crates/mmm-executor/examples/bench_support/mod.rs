@@ -130,6 +130,12 @@ pub fn replicate(
         ("MMM_EXECUTOR_METRICS_INTERVAL_MS", "20"),
         ("RUST_LOG", "info"),
     ];
+    if std::env::var_os("MMM_BENCH_EXECUTOR_LOG").is_some() {
+        env_all.push((
+            "RUST_LOG",
+            "info,librdkafka=debug,mmm_executor::engine::callbacks=debug",
+        ));
+    }
     env_all.extend_from_slice(env);
     let mut executor = spawn_executor(&agent, sandbox.path(), &env_all);
     agent.wait_subscribed(1, Duration::from_secs(30));
@@ -175,6 +181,11 @@ pub fn replicate(
     agent.kill("bench");
     agent.wait_for_state(TaskState::TaskKilled, Duration::from_secs(30));
     let _ = executor.wait_timeout(Duration::from_secs(10));
+    // The sandbox goes with this run; its log is kept on request, to read librdkafka's debug
+    // output (`--producer debug=msg`) after a run.
+    if let Some(keep) = std::env::var_os("MMM_BENCH_EXECUTOR_LOG") {
+        std::fs::copy(sandbox.path().join("stderr"), &keep)?;
+    }
     let first = first.unwrap_or(launched);
     Ok(Replication {
         rate: Rate {
