@@ -2,9 +2,10 @@
 //! several produce requests of one partition in flight, up to the broker's de-duplication window
 //! of 5, and keeps the partition's order when one of them fails.
 //!
-//! Both tests run librdkafka's mock cluster: it delays its answers on demand, and it checks the
-//! producer's sequence numbers the way a Kafka broker does (for transactional producers only,
-//! hence the transaction in the second test). Tansu can do neither. The producers use the
+//! The tests run librdkafka's mock cluster, which delays its answers and fails requests on
+//! demand; Tansu can do neither. The mock checks producer sequence numbers for transactional
+//! producers only, and the executor's producer is not one, so where Kafka would refuse requests
+//! behind a failed one, the tests tell the mock to answer the same. The producers use the
 //! executor's own producer configuration.
 
 use std::collections::BTreeMap;
@@ -132,9 +133,13 @@ fn payload(i: usize) -> Vec<u8> {
 }
 
 fn mock_with_topic(topic: &str) -> MockKafkaCluster {
+    mock_with_latency(topic, ROUND_TRIP / 2)
+}
+
+fn mock_with_latency(topic: &str, latency: Duration) -> MockKafkaCluster {
     let cluster = MockKafkaCluster::start(1).expect("mock cluster");
     cluster.create_topic(topic, 1, 1).expect("topic");
-    cluster.set_latency(1, ROUND_TRIP / 2).expect("latency");
+    cluster.set_latency(1, latency).expect("latency");
     cluster
 }
 
@@ -241,5 +246,51 @@ fn requests_in_flight_that_fail_together_are_sent_again_in_order() {
     );
     let failed = log.failed_requests(&topic);
     assert!(failed >= 3, "{failed} request(s) failed:\n{}", log.tail(60));
+    assert_in_order_once(&read_all(&cluster.bootstrap(), &topic, RECORDS));
+}
+
+/// What Kafka answers when the first of 5 requests in flight fails: the first gets its error, the
+/// 4 behind it OUT_OF_ORDER_SEQUENCE_NUMBER, since their sequence numbers now skip the first's.
+/// librdkafka must then send all 5 again, in order, under a new epoch. The mock cluster does not
+/// check sequences here, so it is told the answers; a long round trip makes sure all 5 requests
+/// are on their way before the first answer.
+#[test]
+fn a_failed_request_and_the_four_behind_it_are_sent_again_in_order() {
+    use ResponseError::{
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS as NOT_ENOUGH_REPLICAS,
+        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER as OUT_OF_ORDER,
+    };
+    let topic = random_name("inflight-sequence");
+    let cluster = mock_with_latency(&topic, Duration::from_millis(500));
+    cluster.inner().request_errors(
+        ApiKey::Produce,
+        &[
+            NOT_ENOUGH_REPLICAS,
+            OUT_OF_ORDER,
+            OUT_OF_ORDER,
+            OUT_OF_ORDER,
+            OUT_OF_ORDER,
+        ],
+    );
+    let (producer, log) = producer(&cluster, &[]);
+    send_numbered(&producer, &topic);
+    if let Err(e) = producer.flush(Duration::from_secs(60)) {
+        panic!(
+            "not every record delivered: {e}; librdkafka said:\n{}",
+            log.tail(60)
+        );
+    }
+
+    assert_eq!(log.most_in_flight(&topic), 5, "{}", log.tail(60));
+    let lines = log.lines();
+    let recovered = lines
+        .iter()
+        .filter(|l| l.contains("skipped sequence numbers"))
+        .count();
+    assert!(
+        recovered >= 4,
+        "{recovered} request(s) recovered from skipped sequence numbers:\n{}",
+        log.tail(60)
+    );
     assert_in_order_once(&read_all(&cluster.bootstrap(), &topic, RECORDS));
 }
