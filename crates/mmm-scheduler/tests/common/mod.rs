@@ -125,8 +125,11 @@ dist_dir = "{dist}"
             dir,
             api_port: 0,
             process: None,
+            // A fresh connection per request: a standby closes its kept-alive connections when
+            // it takes over, and a pooled one could be closed under a request in flight.
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
+                .pool_max_idle_per_host(0)
                 .build()
                 .expect("http client"),
             starts: 0,
