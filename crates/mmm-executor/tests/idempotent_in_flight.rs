@@ -85,16 +85,10 @@ fn answered(line: &str) -> bool {
     line.contains("delivered") || line.contains("encountered error")
 }
 
-fn producer(
-    cluster: &MockKafkaCluster,
-    extra: &[(&str, &str)],
-) -> (BaseProducer<RequestLog>, RequestLog) {
+fn producer(cluster: &MockKafkaCluster) -> (BaseProducer<RequestLog>, RequestLog) {
     let mut props = BTreeMap::new();
     props.insert("bootstrap.servers".to_owned(), cluster.bootstrap());
     props.insert("debug".to_owned(), "msg".to_owned());
-    for (k, v) in extra {
-        props.insert((*k).to_owned(), (*v).to_owned());
-    }
     let mut config = producer_config(&props);
     config.set_log_level(RDKafkaLogLevel::Debug);
     assert_eq!(config.get("enable.idempotence"), Some("true"));
@@ -123,6 +117,16 @@ fn send_numbered(producer: &BaseProducer<RequestLog>, topic: &str) {
                 Err((e, _)) => panic!("record {i} not queued: {e}"),
             }
         }
+    }
+}
+
+/// Waits until every queued record is delivered; librdkafka's last words if not.
+fn flush_all(producer: &BaseProducer<RequestLog>, log: &RequestLog) {
+    if let Err(e) = producer.flush(Duration::from_secs(60)) {
+        panic!(
+            "not every record delivered: {e}; librdkafka said:\n{}",
+            log.tail(60)
+        );
     }
 }
 
@@ -189,15 +193,9 @@ fn assert_in_order_once(got: &[Vec<u8>]) {
 fn one_partition_keeps_several_requests_in_flight() {
     let topic = random_name("inflight");
     let cluster = mock_with_topic(&topic);
-    let (producer, log) = producer(&cluster, &[]);
+    let (producer, log) = producer(&cluster);
     send_numbered(&producer, &topic);
-    if let Err(e) = producer.flush(Duration::from_secs(60)) {
-        panic!(
-            "not every record delivered: {e}; librdkafka said:
-{}",
-            log.tail(60)
-        );
-    }
+    flush_all(&producer, &log);
 
     let most = log.most_in_flight(&topic);
     // Stock librdkafka sends a partition's next request only once the previous is answered.
@@ -220,7 +218,7 @@ fn one_partition_keeps_several_requests_in_flight() {
 fn requests_in_flight_that_fail_together_are_sent_again_in_order() {
     let topic = random_name("inflight-retry");
     let cluster = mock_with_topic(&topic);
-    let (producer, log) = producer(&cluster, &[]);
+    let (producer, log) = producer(&cluster);
     cluster.fail_until_cleared(
         ApiKey::Produce,
         ResponseError::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
@@ -232,12 +230,7 @@ fn requests_in_flight_that_fail_together_are_sent_again_in_order() {
         producer.poll(Duration::from_millis(10));
     }
     cluster.clear_failures(ApiKey::Produce);
-    if let Err(e) = producer.flush(Duration::from_secs(60)) {
-        panic!(
-            "not every record delivered: {e}; librdkafka said:\n{}",
-            log.tail(60)
-        );
-    }
+    flush_all(&producer, &log);
 
     let most = log.most_in_flight(&topic);
     assert!(
@@ -272,14 +265,9 @@ fn a_failed_request_and_the_four_behind_it_are_sent_again_in_order() {
             OUT_OF_ORDER,
         ],
     );
-    let (producer, log) = producer(&cluster, &[]);
+    let (producer, log) = producer(&cluster);
     send_numbered(&producer, &topic);
-    if let Err(e) = producer.flush(Duration::from_secs(60)) {
-        panic!(
-            "not every record delivered: {e}; librdkafka said:\n{}",
-            log.tail(60)
-        );
-    }
+    flush_all(&producer, &log);
 
     assert_eq!(log.most_in_flight(&topic), 5, "{}", log.tail(60));
     let lines = log.lines();

@@ -126,16 +126,16 @@ pub fn replicate(
 ) -> Result<Replication> {
     let agent = FakeAgent::start();
     let sandbox = tempfile::tempdir()?;
+    // A kept log (MMM_BENCH_EXECUTOR_LOG) carries librdkafka's debug lines too.
+    let log_filter = if std::env::var_os("MMM_BENCH_EXECUTOR_LOG").is_some() {
+        "info,librdkafka=debug,mmm_executor::engine::callbacks=debug"
+    } else {
+        "info"
+    };
     let mut env_all = vec![
         ("MMM_EXECUTOR_METRICS_INTERVAL_MS", "20"),
-        ("RUST_LOG", "info"),
+        ("RUST_LOG", log_filter),
     ];
-    if std::env::var_os("MMM_BENCH_EXECUTOR_LOG").is_some() {
-        env_all.push((
-            "RUST_LOG",
-            "info,librdkafka=debug,mmm_executor::engine::callbacks=debug",
-        ));
-    }
     env_all.extend_from_slice(env);
     let mut executor = spawn_executor(&agent, sandbox.path(), &env_all);
     agent.wait_subscribed(1, Duration::from_secs(30));
