@@ -14,9 +14,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("unknown option {bad:?} for `test` (known: --all)"));
     }
     prerequisites::ensure(Task::Test)?;
+    warn_if_disk_is_short();
 
-    shell::run(shell::cargo().args(["fmt", "--all", "--check"]))?;
-    shell::run(shell::cargo().args([
+    shell::run(cargo().args(["fmt", "--all", "--check"]))?;
+    shell::run(cargo().args([
         "clippy",
         "--workspace",
         "--all-targets",
@@ -29,10 +30,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     eprintln!("tansu: {}", tansu.display());
 
     // The end-to-end tests run the workspace's binaries; build them all first.
-    shell::run(shell::cargo().args(["build", "--workspace", "--bins"]))?;
-    shell::run(shell::cargo().args(["test", "--workspace", "--doc", "--quiet"]))?;
+    shell::run(cargo().args(["build", "--workspace", "--bins"]))?;
+    shell::run(cargo().args(["test", "--workspace", "--doc", "--quiet"]))?;
 
-    let mut cmd = shell::cargo();
+    let mut cmd = cargo();
     cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     if all {
         cmd.args(["--run-ignored", "all"]);
@@ -42,4 +43,45 @@ pub fn run(args: &[String]) -> Result<(), String> {
     cmd.env("MMM_TANSU_BIN", &tansu);
     // nextest's own summary says what failed; nothing is printed after it.
     shell::run(&mut cmd).map_err(|_| String::new())
+}
+
+/// `cargo`, without incremental compilation under CI: a fresh clone builds
+/// once, and the incremental caches would only take disk (about 4 GB).
+fn cargo() -> std::process::Command {
+    let mut cmd = shell::cargo();
+    if std::env::var_os("CI").is_some() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
+    cmd
+}
+
+/// A cold build of every test takes about this much of the target directory.
+const COLD_BUILD_BYTES: u64 = 8 << 30;
+
+/// Says so up front when the disk is too short for a cold build, instead of
+/// letting the linker fail half-way with "No space left on device".
+fn warn_if_disk_is_short() {
+    let target = shell::target_dir();
+    let probe = target
+        .ancestors()
+        .find(|dir| dir.exists())
+        .map_or_else(shell::root, std::path::Path::to_path_buf);
+    let Ok(out) = shell::output(std::process::Command::new("df").args(["-Pk"]).arg(&probe)) else {
+        return;
+    };
+    let free_kib = out
+        .lines()
+        .nth(1)
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|field| field.parse::<u64>().ok());
+    if let Some(free) = free_kib.map(|kib| kib * 1024) {
+        if free < COLD_BUILD_BYTES {
+            eprintln!(
+                "warning: {:.1} GB free at {}; a cold build of the tests needs about {} GB",
+                free as f64 / 1e9,
+                probe.display(),
+                COLD_BUILD_BYTES >> 30
+            );
+        }
+    }
 }
