@@ -25,7 +25,8 @@
 //! data), written to the source uncompressed. For each run it prints
 //! records/s, MB/s of payload, the bytes that crossed each proxy (fetches
 //! from the source, produce requests to the target), the ratio to the 0 ms
-//! run of the same side and size, the executor's peak RSS and CPU time.
+//! run of the same side and size, the executor's peak RSS and CPU time, and the cores the whole
+//! machine kept busy meanwhile (brokers and proxies included).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -396,7 +397,8 @@ fn main() -> Result<()> {
                 };
                 println!(
                     "{} {:>3} ms, {:>5} B: {:>9.0} records/s {:>6.1} MB/s  wire: fetched {:>7.1} MB, \
-                     produced {:>7.1} MB  peak RSS {:>5.1} MB  cpu {:>5.1} s  join {:.1} s  load {}",
+                     produced {:>7.1} MB  peak RSS {:>5.1} MB  cpu {:>5.1} s  machine busy {:.2} cores  \
+                     join {:.1} s  load {}",
                     side.name(),
                     rtt,
                     size,
@@ -406,6 +408,7 @@ fn main() -> Result<()> {
                     mb(row.target_wire.to_server),
                     row.run.peak_rss_kb as f64 / 1024.0,
                     row.run.cpu.as_secs_f64(),
+                    row.run.machine_busy,
                     row.run.join.as_secs_f64(),
                     load_average(),
                 );
@@ -571,12 +574,12 @@ fn print_tables(rows: &[Row]) {
             side.name()
         );
         println!(
-            "| RTT ms | records/s | MB/s payload | wire MB fetched | wire MB produced | ratio to 0 ms | peak RSS MB | executor CPU s |"
+            "| RTT ms | records/s | MB/s payload | wire MB fetched | wire MB produced | ratio to 0 ms | peak RSS MB | executor CPU s | machine busy, cores |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in &rows {
             println!(
-                "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} |",
+                "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |",
                 r.rtt,
                 r.run.rate.msgs(),
                 r.run.rate.mb(),
@@ -585,6 +588,7 @@ fn print_tables(rows: &[Row]) {
                 r.run.rate.msgs() / base,
                 r.run.peak_rss_kb as f64 / 1024.0,
                 r.run.cpu.as_secs_f64(),
+                r.run.machine_busy,
             );
         }
         for r in &rows {

@@ -91,6 +91,33 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// Busy and total CPU ticks of the whole machine so far, from `/proc/stat` (all cores).
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().take(8).sum();
+    // idle and iowait
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// The cores the machine kept busy between two [`machine_ticks`] readings (2.0 is both of two).
+pub fn busy_cores(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    match (before, after) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+            (b1.saturating_sub(b0)) as f64 / (t1 - t0) as f64 * cores
+        }
+        _ => f64::NAN,
+    }
+}
+
 /// The 1-minute load average of the machine.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -109,6 +136,9 @@ pub struct Replication {
     pub peak_rss_kb: u64,
     /// CPU time of the executor process over its whole life.
     pub cpu: Duration,
+    /// The cores the whole machine kept busy while the records moved (brokers and proxies too):
+    /// near the number of cores, the machine, not a window, was the bound.
+    pub machine_busy: f64,
 }
 
 /// Runs the real executor binary until it acknowledged `records` records of
@@ -147,8 +177,9 @@ pub fn replicate(
     agent.wait_for_state(TaskState::TaskRunning, Duration::from_secs(60));
     let mut seen = 0usize;
     let mut first = None;
+    let mut ticks_at_first = None;
     let deadline = Instant::now() + Duration::from_secs(900);
-    let done = loop {
+    let (done, ticks_at_done) = loop {
         if Instant::now() > deadline {
             bail!("replication did not finish");
         }
@@ -165,6 +196,7 @@ pub fn replicate(
             let v: serde_json::Value = serde_json::from_slice(m)?;
             if first.is_none() && v["records_consumed"].as_u64().unwrap_or(0) > 0 {
                 first = Some(Instant::now());
+                ticks_at_first = machine_ticks();
             }
             if v["records_produced"].as_u64().unwrap_or(0) as usize >= records {
                 finished = true;
@@ -172,7 +204,7 @@ pub fn replicate(
         }
         seen = messages.len();
         if finished {
-            break Instant::now();
+            break (Instant::now(), machine_ticks());
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -197,5 +229,6 @@ pub fn replicate(
         join: first - launched,
         peak_rss_kb,
         cpu,
+        machine_busy: busy_cores(ticks_at_first, ticks_at_done),
     })
 }
