@@ -306,7 +306,7 @@ fn main() -> Result<()> {
     let mut env: Vec<(&str, &str)> = Vec::new();
     if a.lan_windows {
         println!("LAN windows at every round trip");
-        env.push(("MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS", "20000"));
+        env.push(("MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS", "15000"));
         env.push(("MMM_EXECUTOR_MAX_IN_FLIGHT_BYTES", "8388608"));
     }
     if let Some(n) = &a.target_producers {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter};
@@ -14,6 +14,9 @@ pub const LOG_FILE: &str = "executor.log";
 /// The logging configuration the scheduler serves from `dist/` next to the
 /// executor; Mesos fetches it into the sandbox.
 pub const CONFIG_FILE: &str = "mmm-executor-logging.toml";
+
+/// Log lines the file writer queues before it drops new ones (it never blocks replication).
+const LOG_QUEUE_LINES: usize = 8_192;
 
 /// What the logging configuration holds.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -65,7 +68,11 @@ pub fn init(sandbox: Option<&Path>) -> Option<WorkerGuard> {
     let (file, guard) = match sandbox {
         Some(dir) => {
             let appender = tracing_appender::rolling::never(dir, LOG_FILE);
-            let (writer, guard) = tracing_appender::non_blocking(appender);
+            // The default queue of 128,000 lines is a 4 MB array, touched when it is created: a
+            // sixteenth of the executor's memory on a LAN, for a log of a few lines a minute.
+            let (writer, guard) = NonBlockingBuilder::default()
+                .buffered_lines_limit(LOG_QUEUE_LINES)
+                .finish(appender);
             (
                 Some(
                     fmt::layer()

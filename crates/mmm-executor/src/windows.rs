@@ -11,8 +11,8 @@
 //! fetch.max.bytes            = clamp(4 × bdp(source), 2 MiB, 64 MiB)
 //! max.partition.fetch.bytes  = max(1 MiB, fetch.max.bytes / 2)
 //! queued.max.messages.kbytes = max(4 MiB, 2 × fetch.max.bytes) / 1024
-//! in-flight bytes            = clamp(2 × bdp(target), 8 MiB, 64 MiB)
-//! in-flight records          = clamp(in-flight bytes / 256, 20,000, 200,000)
+//! in-flight bytes            = clamp(3 × bdp(target), 8 MiB, 64 MiB)
+//! in-flight records          = clamp(in-flight bytes / 256, 15,000, 140,000)
 //! target producers           = min(clamp(⌈bdp(target) / (requests in flight × batch bytes)⌉, 1, 4),
 //!                                  max(1, source partitions))
 //! ```
@@ -39,6 +39,12 @@
 //! that does not cap its answers (librdkafka's mock cluster behind 100 ms), a `fetch.max.bytes` of
 //! one product (13.4 MB) brought 4.8 MB per fetch and 48 MB/s, one of 50 MB brought 7.7 MB per
 //! fetch and 90 MB/s (docs/performance.md).
+//!
+//! The records in flight to the target are three bandwidth-delay products because only about one
+//! is in produce requests at any time; the rest fill each partition's next batch while its
+//! producer's 5 requests are out. At 100 ms (200-byte records) the producers' debug log showed
+//! 40,000 to 50,000 records in requests of a window of 105,000 (2 products), and the window was
+//! full half the time; 3 products (held to 140,000) moved 76 MB/s instead of 62 to 70.
 //!
 //! Both clusters are timed at once, within 2 s for the first answer (connection included, about
 //! four round trips): a cluster that is down, or farther than about 400 ms, keeps the LAN windows
@@ -75,9 +81,11 @@ const PARTITION_FETCH_MIN: u64 = MIB;
 const PREFETCH_MIN: u64 = 4 * MIB;
 const IN_FLIGHT_BYTES_MIN: u64 = 8 * MIB;
 const IN_FLIGHT_BYTES_MAX: u64 = 64 * MIB;
-const IN_FLIGHT_RECORDS_MIN: u64 = 20_000;
-/// The producer's queue (`queue.buffering.max.messages`) holds this many.
-const IN_FLIGHT_RECORDS_MAX: u64 = 200_000;
+const IN_FLIGHT_RECORDS_MIN: u64 = 15_000;
+/// Memory bounds it: each record in flight costs about 1.3 KB of librdkafka's memory, whatever its
+/// size. At 150 ms, 160,000 took the executor to 262 MB, 140,000 to 238 MB (200-byte records, 4
+/// producers). The producer's queue (`queue.buffering.max.messages`) holds more.
+const IN_FLIGHT_RECORDS_MAX: u64 = 140_000;
 /// The in-flight records window assumes records of at least this many bytes.
 const RECORD_BYTES_FOR_COUNT: u64 = 256;
 /// Requests in flight per connection that idempotence keeps in order.
@@ -122,8 +130,8 @@ impl Windows {
     pub fn for_round_trips(rtt: RoundTrips) -> Windows {
         let fetch = (FETCH_PER_BDP * bdp(RATE_GOAL, rtt.source)).clamp(FETCH_MIN, FETCH_MAX);
         let in_flight_bytes =
-            (2 * bdp(RATE_GOAL, rtt.target)).clamp(IN_FLIGHT_BYTES_MIN, IN_FLIGHT_BYTES_MAX);
-        let in_flight_records = (2 * bdp(RATE_GOAL, rtt.target) / RECORD_BYTES_FOR_COUNT)
+            (3 * bdp(RATE_GOAL, rtt.target)).clamp(IN_FLIGHT_BYTES_MIN, IN_FLIGHT_BYTES_MAX);
+        let in_flight_records = (3 * bdp(RATE_GOAL, rtt.target) / RECORD_BYTES_FOR_COUNT)
             .clamp(IN_FLIGHT_RECORDS_MIN, IN_FLIGHT_RECORDS_MAX);
         Windows {
             fetch_max_bytes: fetch,
@@ -340,7 +348,7 @@ mod tests {
         assert_eq!(w.partition_fetch_bytes, 1_048_576);
         assert_eq!(w.prefetch_kbytes, 4096);
         assert_eq!(w.in_flight_bytes, 8 * 1024 * 1024);
-        assert_eq!(w.in_flight_records, 20_000);
+        assert_eq!(w.in_flight_records, 15_000);
         assert_eq!(
             Windows::for_round_trips(RoundTrips {
                 source: ms(1),
@@ -363,15 +371,18 @@ mod tests {
         // 128 MiB/s × 0.1 s.
         assert_eq!(w100.fetch_max_bytes, 4 * 13_421_772);
         assert_eq!(w100.prefetch_kbytes, 8 * 13_421_772 / 1024);
-        assert_eq!(w100.in_flight_bytes, 2 * 13_421_772);
-        assert_eq!(w100.in_flight_records, 2 * 13_421_772 / 256);
+        assert_eq!(w100.in_flight_bytes, 3 * 13_421_772);
+        // 3 × 13,421,772 / 256 = 157,286, held to the bound.
+        assert_eq!(w100.in_flight_records, 140_000);
+        let w50 = at(50);
+        assert_eq!(w50.in_flight_records, 3 * 6_710_886 / 256);
         let w150 = at(150);
         assert!(w150.fetch_max_bytes > w100.fetch_max_bytes);
         assert!(w150.in_flight_bytes > w100.in_flight_bytes);
         let huge = at(60_000);
         assert_eq!(huge.fetch_max_bytes, 64 * 1024 * 1024);
         assert_eq!(huge.in_flight_bytes, 64 * 1024 * 1024);
-        assert_eq!(huge.in_flight_records, 200_000);
+        assert_eq!(huge.in_flight_records, 140_000);
     }
 
     #[test]

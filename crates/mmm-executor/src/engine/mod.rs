@@ -67,8 +67,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            // Measured: more records in flight bought no speed, only memory.
-            max_in_flight_records: 20_000,
+            // Measured on a LAN (200-byte records): 10,000 cost about a tenth of the rate,
+            // 20,000 bought no speed over 15,000 and took about 5 MB more.
+            max_in_flight_records: 15_000,
             max_in_flight_bytes: 8 * 1024 * 1024,
             revoke_drain_timeout: None,
             metadata_timeout: Duration::from_secs(10),
