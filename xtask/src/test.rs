@@ -78,8 +78,8 @@ fn warn_if_disk_is_short() {
     if let Some(free) = free_kib.map(|kib| kib * 1024) {
         if free < COLD_BUILD_BYTES {
             eprintln!(
-                "warning: {:.1} GB free at {}; a cold build of the tests needs about {} GB",
-                free as f64 / 1e9,
+                "warning: {:.1} GiB free at {}; a cold build of the tests needs about {} GiB",
+                free as f64 / f64::from(1u32 << 30),
                 probe.display(),
                 COLD_BUILD_BYTES >> 30
             );
