@@ -6,11 +6,13 @@
 //! ```text
 //! cargo xtask bench wan [-- --quick] [--rtts 0,100] [--sizes 200,10240] [--sides source,target]
 //!     [--megabytes M] [--partitions P] [--producer k=v,..] [--consumer k=v,..] [--lan-windows]
-//!     [--fetch-probe] [--target-producers N]
+//!     [--fetch-probe] [--target-producers N] [--source-consumers N]
 //! ```
 //!
 //! `--target-producers N`: the executor spreads the records over N producers whatever the round
 //! trip (`MMM_EXECUTOR_TARGET_PRODUCERS`); by default it picks as many as the round trip needs.
+//! `--source-consumers N` likewise for the consumers reading the source
+//! (`MMM_EXECUTOR_SOURCE_CONSUMERS`).
 //!
 //! `--sides mock-source`: librdkafka's mock cluster (in this process) as the source, delaying
 //! each of its answers by the round trip instead of the proxy, with a topic of 64 partitions; it
@@ -74,6 +76,8 @@ struct Args {
     fetch_probe: bool,
     /// `MMM_EXECUTOR_TARGET_PRODUCERS` for the executor.
     target_producers: Option<String>,
+    /// `MMM_EXECUTOR_SOURCE_CONSUMERS` for the executor.
+    source_consumers: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -122,6 +126,7 @@ fn args() -> Result<Args> {
         lan_windows: false,
         fetch_probe: false,
         target_producers: None,
+        source_consumers: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -169,6 +174,12 @@ fn args() -> Result<Args> {
                     .parse::<u32>()
                     .with_context(|| format!("--target-producers {value:?}"))?;
                 a.target_producers = Some(value);
+            }
+            "--source-consumers" => {
+                value
+                    .parse::<u32>()
+                    .with_context(|| format!("--source-consumers {value:?}"))?;
+                a.source_consumers = Some(value);
             }
             other => bail!("unknown flag {other}\n{USAGE}"),
         }
@@ -277,7 +288,7 @@ fn mb(bytes: u64) -> f64 {
 
 const USAGE: &str = "usage: wan-bench [--quick] [--lan-windows] [--fetch-probe] [--rtts 0,100] \
 [--sizes 200,10240] [--sides source,target,mock-source] [--megabytes M] [--partitions P] \
-[--producer k=v,..] [--consumer k=v,..] [--target-producers N]\n\
+[--producer k=v,..] [--consumer k=v,..] [--target-producers N] [--source-consumers N]\n\
 MMM_BENCH_EXECUTOR_LOG=<file> keeps the executor's log, with librdkafka's debug lines.";
 
 /// The flags followed by a value.
@@ -290,6 +301,7 @@ const VALUED_FLAGS: &[&str] = &[
     "--producer",
     "--consumer",
     "--target-producers",
+    "--source-consumers",
 ];
 
 fn main() -> Result<()> {
@@ -312,6 +324,10 @@ fn main() -> Result<()> {
     if let Some(n) = &a.target_producers {
         println!("{n} target producers at every round trip");
         env.push(("MMM_EXECUTOR_TARGET_PRODUCERS", n));
+    }
+    if let Some(n) = &a.source_consumers {
+        println!("{n} source consumers at every round trip");
+        env.push(("MMM_EXECUTOR_SOURCE_CONSUMERS", n));
     }
     let env = env.as_slice();
     if !a.producer.is_empty() || !a.consumer.is_empty() {

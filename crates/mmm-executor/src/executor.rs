@@ -43,6 +43,10 @@ pub struct ExecutorOptions {
 /// `MMM_EXECUTOR_TARGET_PRODUCERS` at most: each producer has its own threads and connections.
 const MAX_TARGET_PRODUCERS: u64 = 64;
 
+/// `MMM_EXECUTOR_SOURCE_CONSUMERS` at most: each consumer has its own threads, connections and
+/// prefetch queue.
+const MAX_SOURCE_CONSUMERS: u64 = 16;
+
 impl Default for ExecutorOptions {
     fn default() -> Self {
         Self {
@@ -54,8 +58,9 @@ impl Default for ExecutorOptions {
 
 impl ExecutorOptions {
     /// The defaults, changed by `MMM_EXECUTOR_METRICS_INTERVAL_MS`,
-    /// `MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS`, `MMM_EXECUTOR_MAX_IN_FLIGHT_BYTES` and
-    /// `MMM_EXECUTOR_TARGET_PRODUCERS` (set through the ExecutorInfo's environment).
+    /// `MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS`, `MMM_EXECUTOR_MAX_IN_FLIGHT_BYTES`,
+    /// `MMM_EXECUTOR_TARGET_PRODUCERS` and `MMM_EXECUTOR_SOURCE_CONSUMERS` (set through the
+    /// ExecutorInfo's environment).
     pub fn from_process_env() -> Result<Self, ExecutorError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -96,6 +101,13 @@ impl ExecutorOptions {
             "an integer from 1 to 64",
         )? {
             options.limits.target_producers = Some(usize::try_from(n).unwrap_or(1));
+        }
+        if let Some(n) = within(
+            "MMM_EXECUTOR_SOURCE_CONSUMERS",
+            MAX_SOURCE_CONSUMERS,
+            "an integer from 1 to 16",
+        )? {
+            options.limits.source_consumers = Some(usize::try_from(n).unwrap_or(1));
         }
         Ok(options)
     }
@@ -920,6 +932,17 @@ mod tests {
                 "{text}"
             );
         }
+        assert_eq!(o.limits.source_consumers, None, "follows the round trip");
+        let o = ExecutorOptions::from_lookup(env(&[("MMM_EXECUTOR_SOURCE_CONSUMERS", "3")]))
+            .expect("valid");
+        assert_eq!(o.limits.source_consumers, Some(3));
+        let err = ExecutorOptions::from_lookup(env(&[("MMM_EXECUTOR_SOURCE_CONSUMERS", "17")]))
+            .expect_err("too many");
+        assert!(
+            err.to_string().contains("MMM_EXECUTOR_SOURCE_CONSUMERS")
+                && err.to_string().contains("from 1 to 16"),
+            "{err}"
+        );
         let err =
             ExecutorOptions::from_lookup(env(&[("MMM_EXECUTOR_MAX_IN_FLIGHT_RECORDS", "-1")]))
                 .expect_err("negative");

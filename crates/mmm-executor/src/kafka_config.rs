@@ -18,7 +18,6 @@ use crate::windows::Windows;
 /// 25 times slower in the benchmark, so it is short here.
 pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.partition.eof", "false"),
-    ("queued.min.messages", "100000"),
     ("fetch.queue.backoff.ms", "5"),
     ("fetch.wait.max.ms", "100"),
     // Feeds the lag metric (cached high watermarks and positions).

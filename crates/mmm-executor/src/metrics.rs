@@ -38,6 +38,9 @@ pub struct Metrics {
     pub records_skipped_loop: AtomicU64,
     /// Set once the consumer has joined its group and got an assignment.
     pub consuming: AtomicBool,
+    /// Assigned partitions a fetch-only consumer reads rather than the group member
+    /// (`engine::fetchers`; 0 with one source consumer).
+    pub partitions_handed_off: AtomicU64,
     /// Lag per source partition, refreshed about once a second.
     lag: Mutex<BTreeMap<String, i64>>,
     /// The task's health ("ok", "degraded", "stalled"; empty: not checked

@@ -11,6 +11,10 @@
 //! fetch.max.bytes            = clamp(4 × bdp(source), 2 MiB, 64 MiB)
 //! max.partition.fetch.bytes  = max(1 MiB, fetch.max.bytes / 2)
 //! queued.max.messages.kbytes = max(4 MiB, 2 × fetch.max.bytes) / 1024
+//! queued.min.messages        = 100,000
+//! source consumers           = min(clamp(⌈bdp(source) / 4 MiB⌉, 1, 4), max(1, source partitions))
+//!   (each of them: fetch.max.bytes, queued.max.messages.kbytes and queued.min.messages divided by
+//!   the source consumers, the fetch at least 2 MiB)
 //! in-flight bytes            = clamp(3 × bdp(target), 8 MiB, 64 MiB)
 //! in-flight records          = clamp(in-flight bytes / 256, 15,000, 140,000)
 //! target producers           = min(clamp(⌈bdp(target) / (requests in flight × batch bytes)⌉, 1, 4),
@@ -39,6 +43,14 @@
 //! that does not cap its answers (librdkafka's mock cluster behind 100 ms), a `fetch.max.bytes` of
 //! one product (13.4 MB) brought 4.8 MB per fetch and 48 MB/s, one of 50 MB brought 7.7 MB per
 //! fetch and 90 MB/s (docs/performance.md).
+//!
+//! The source consumers: a broker that caps its answers gives one consumer at most one capped
+//! answer per round trip, however large a fetch it asks for: Tansu stops at 5 MiB, so 46 MB/s at
+//! 100 ms, 0.46 of the 0 ms rate. Several consumers have several fetches in flight (the group
+//! member hands partitions to fetch-only consumers: `engine::fetchers`); they share the fetch
+//! and prefetch windows, so that memory does not grow with their number. 4 MiB is what an answer
+//! is assumed to carry at least: a Kafka broker answers up to its own `fetch.max.bytes` (55 MB by
+//! default), where the extra consumers cost a connection each and change nothing else.
 //!
 //! The records in flight to the target are three bandwidth-delay products because only about one
 //! is in produce requests at any time; the rest fill each partition's next batch while its
@@ -79,6 +91,10 @@ const FETCH_MAX: u64 = 64 * MIB;
 const FETCH_PER_BDP: u64 = 4;
 const PARTITION_FETCH_MIN: u64 = MIB;
 const PREFETCH_MIN: u64 = 4 * MIB;
+/// `queued.min.messages`: librdkafka stops fetching when either bound of the prefetch queue is
+/// reached, and for small records the count is reached first (each queued record costs about
+/// 600 bytes of memory besides its own).
+const PREFETCH_MESSAGES: u64 = 100_000;
 const IN_FLIGHT_BYTES_MIN: u64 = 8 * MIB;
 const IN_FLIGHT_BYTES_MAX: u64 = 64 * MIB;
 const IN_FLIGHT_RECORDS_MIN: u64 = 15_000;
@@ -94,6 +110,13 @@ pub const IDEMPOTENT_IN_FLIGHT: u32 = 5;
 /// flight: at 150 ms, 4 producers moved 56.1 MB/s of 200-byte records at a peak RSS of 254 MB, 5
 /// moved 52.4 MB/s at 285 MB, past the 256 MB the executor keeps to.
 const PRODUCERS_MAX: u64 = 4;
+/// What one fetch answer is assumed to carry at least. Tansu stops at 5 MiB whatever it is asked
+/// (a Kafka broker at its own `fetch.max.bytes`, 55 MB by default); the consumers' answers do not
+/// all come back full, and at 100 ms with 10 KB records 3 consumers (from 5 MiB) moved 0.75 of
+/// the 0 ms rate where 4 moved 0.98.
+const FETCH_ANSWER_ASSUMED: u64 = 4 * MIB;
+/// Consumers reading the source, at most: each holds its own prefetch queue and connection.
+const FETCH_CONSUMERS_MAX: u64 = 4;
 /// Metadata requests timed after the connection is up; the fastest one counts.
 const PROBES: usize = 3;
 
@@ -115,6 +138,8 @@ pub struct Windows {
     pub partition_fetch_bytes: u64,
     /// `queued.max.messages.kbytes`.
     pub prefetch_kbytes: u64,
+    /// `queued.min.messages`.
+    pub prefetch_messages: u64,
     /// The engine's bound on key and value bytes in flight to the target.
     pub in_flight_bytes: u64,
     /// The engine's bound on records in flight to the target.
@@ -137,13 +162,14 @@ impl Windows {
             fetch_max_bytes: fetch,
             partition_fetch_bytes: (fetch / 2).max(PARTITION_FETCH_MIN),
             prefetch_kbytes: (2 * fetch).max(PREFETCH_MIN) / 1024,
+            prefetch_messages: PREFETCH_MESSAGES,
             in_flight_bytes,
             in_flight_records,
         }
     }
 
     /// The consumer properties these windows set.
-    pub fn consumer_properties(&self) -> [(&'static str, String); 3] {
+    pub fn consumer_properties(&self) -> [(&'static str, String); 4] {
         [
             ("fetch.max.bytes", self.fetch_max_bytes.to_string()),
             (
@@ -154,7 +180,43 @@ impl Windows {
                 "queued.max.messages.kbytes",
                 self.prefetch_kbytes.to_string(),
             ),
+            ("queued.min.messages", self.prefetch_messages.to_string()),
         ]
+    }
+}
+
+impl Windows {
+    /// The consumer windows of one of `consumers` that read the source together: they share the
+    /// fetch and the prefetch queue (its bytes and its records), so that the bytes asked for per
+    /// round trip, and the memory they may hold, stay those of one consumer.
+    pub fn shared_by(self, consumers: usize) -> Windows {
+        if consumers <= 1 {
+            return self;
+        }
+        let n = u64::try_from(consumers).unwrap_or(1);
+        let fetch = (self.fetch_max_bytes / n).max(FETCH_MIN);
+        Windows {
+            fetch_max_bytes: fetch,
+            partition_fetch_bytes: (fetch / 2).max(PARTITION_FETCH_MIN),
+            prefetch_kbytes: (2 * fetch).max(PREFETCH_MIN) / 1024,
+            prefetch_messages: self.prefetch_messages / n,
+            ..self
+        }
+    }
+}
+
+/// How many consumers read a source `rtt` away: librdkafka keeps one fetch in flight per broker
+/// connection, and a broker that caps its answers (at [`FETCH_ANSWER_ASSUMED`]) then bounds one
+/// consumer at a capped answer per round trip. Enough consumers for one bandwidth-delay product
+/// in flight, one on a LAN, at most [`FETCH_CONSUMERS_MAX`] and at most one per source partition.
+pub fn source_consumers_for(rtt: Duration, source_partitions: Option<usize>) -> usize {
+    let count = bdp(RATE_GOAL, rtt)
+        .div_ceil(FETCH_ANSWER_ASSUMED)
+        .clamp(1, FETCH_CONSUMERS_MAX);
+    let count = usize::try_from(count).unwrap_or(1);
+    match source_partitions {
+        Some(n) => count.min(n.max(1)),
+        None => count,
     }
 }
 
@@ -347,6 +409,7 @@ mod tests {
         assert_eq!(w.fetch_max_bytes, 2_097_152);
         assert_eq!(w.partition_fetch_bytes, 1_048_576);
         assert_eq!(w.prefetch_kbytes, 4096);
+        assert_eq!(w.prefetch_messages, 100_000);
         assert_eq!(w.in_flight_bytes, 8 * 1024 * 1024);
         assert_eq!(w.in_flight_records, 15_000);
         assert_eq!(
@@ -393,6 +456,52 @@ mod tests {
         });
         assert_eq!(w.fetch_max_bytes, 4 * 13_421_772);
         assert_eq!(w.in_flight_bytes, 8 * 1024 * 1024);
+    }
+
+    #[test]
+    fn source_consumers_hold_one_bandwidth_delay_product_of_capped_answers() {
+        assert_eq!(source_consumers_for(Duration::ZERO, None), 1);
+        assert_eq!(source_consumers_for(ms(1), Some(64)), 1);
+        // 128 MiB/s × 20 ms = 2.7 MB; × 50 ms = 6.7 MB; × 100 ms = 13.4 MB; × 150 ms = 20.1 MB.
+        assert_eq!(source_consumers_for(ms(20), Some(64)), 1);
+        assert_eq!(source_consumers_for(ms(50), Some(64)), 2);
+        assert_eq!(source_consumers_for(ms(100), Some(64)), 4);
+        assert_eq!(source_consumers_for(ms(150), None), 4);
+        assert_eq!(source_consumers_for(ms(1_000), None), 4, "capped");
+        assert_eq!(source_consumers_for(ms(30), None), 1);
+        assert_eq!(
+            source_consumers_for(ms(100), Some(2)),
+            2,
+            "one per partition"
+        );
+        assert_eq!(source_consumers_for(ms(100), Some(0)), 1);
+    }
+
+    #[test]
+    fn consumers_reading_together_share_the_fetch_window() {
+        let w100 = Windows::for_round_trips(RoundTrips {
+            source: ms(100),
+            target: ms(100),
+        });
+        let third = w100.shared_by(3);
+        assert_eq!(third.fetch_max_bytes, 4 * 13_421_772 / 3);
+        assert_eq!(third.partition_fetch_bytes, 4 * 13_421_772 / 6);
+        assert_eq!(third.prefetch_kbytes, 2 * (4 * 13_421_772 / 3) / 1024);
+        assert_eq!(third.prefetch_messages, 33_333);
+        assert_eq!(
+            third.in_flight_records, w100.in_flight_records,
+            "target side unchanged"
+        );
+        assert_eq!(w100.shared_by(1), w100);
+        assert_eq!(w100.shared_by(0), w100);
+        let lan = Windows::default();
+        let quarter = lan.shared_by(4);
+        assert_eq!(
+            quarter.fetch_max_bytes, lan.fetch_max_bytes,
+            "never below the LAN fetch"
+        );
+        assert_eq!(quarter.prefetch_kbytes, lan.prefetch_kbytes);
+        assert_eq!(quarter.prefetch_messages, 25_000);
     }
 
     #[test]

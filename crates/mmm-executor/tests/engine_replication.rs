@@ -29,7 +29,18 @@ fn records_spread_over_several_producers_keep_each_partitions_order() {
     });
 }
 
+/// What a long link from the source does (the group member hands partitions to fetch-only
+/// consumers), at 0 ms: every record once, in order, and the commits exact.
+#[test]
+fn records_read_by_several_source_consumers_keep_each_partitions_order() {
+    exact_and_in_order(Limits {
+        source_consumers: Some(3),
+        ..Limits::default()
+    });
+}
+
 fn exact_and_in_order(limits: Limits) {
+    let consumers = limits.source_consumers.unwrap_or(1);
     let source = KafkaBroker::start().expect("source broker");
     let target = KafkaBroker::start().expect("target broker");
     let topic = random_name("exact");
@@ -50,6 +61,13 @@ fn exact_and_in_order(limits: Limits) {
         Duration::from_secs(120),
     )
     .expect("all records in the target");
+    // 8 partitions over the consumers, the member first: 3 are its own, 5 the fetchers' (so
+    // those 5 partitions' records above came through the fetchers: the member pauses them).
+    let handed_off = engine
+        .metrics()
+        .partitions_handed_off
+        .load(Ordering::Relaxed);
+    assert_eq!(handed_off, 8 - 8u64.div_ceil(consumers as u64));
     let summary = {
         engine.stop(Duration::from_secs(10));
         join_engine(engine, "the engine").expect("clean stop")
@@ -85,6 +103,19 @@ fn exact_and_in_order(limits: Limits) {
 
 #[test]
 fn target_unavailable_for_ten_seconds_loses_nothing() {
+    outage_loses_nothing(Limits::default());
+}
+
+/// Backpressure pauses the partitions where they are read, the fetchers' included.
+#[test]
+fn target_unavailable_with_several_source_consumers_loses_nothing() {
+    outage_loses_nothing(Limits {
+        source_consumers: Some(3),
+        ..Limits::default()
+    });
+}
+
+fn outage_loses_nothing(limits: Limits) {
     let source = KafkaBroker::start().expect("source broker");
     let mut target = KafkaBroker::start().expect("target broker");
     let topic = random_name("outage");
@@ -97,7 +128,7 @@ fn target_unavailable_for_ten_seconds_loses_nothing() {
             &[&topic],
             &group(),
         ),
-        Limits::default(),
+        limits,
     )
     .expect("engine starts");
     let metrics = engine.metrics();
@@ -198,6 +229,19 @@ fn a_delivery_that_keeps_failing_stops_the_engine_without_committing_past_it() {
 
 #[test]
 fn a_member_joining_mid_stream_loses_nothing() {
+    member_joining_mid_stream_loses_nothing(Limits::default());
+}
+
+/// A revoke takes the partitions back from the fetchers before their offsets are committed.
+#[test]
+fn a_member_joining_mid_stream_with_several_source_consumers_loses_nothing() {
+    member_joining_mid_stream_loses_nothing(Limits {
+        source_consumers: Some(3),
+        ..Limits::default()
+    });
+}
+
+fn member_joining_mid_stream_loses_nothing(limits: Limits) {
     let source = KafkaBroker::start().expect("source broker");
     let target = KafkaBroker::start().expect("target broker");
     let topic = random_name("rebalance");
@@ -206,11 +250,11 @@ fn a_member_joining_mid_stream_loses_nothing() {
     produce_generated(&source.bootstrap(), &topic, 8, 30_000, 200).expect("first load");
     let group = group();
     let data = task(&source.bootstrap(), &target.bootstrap(), &[&topic], &group);
-    let first = Engine::start(data.clone(), Limits::default()).expect("first member");
+    let first = Engine::start(data.clone(), limits.clone()).expect("first member");
     wait_until("first deliveries", Duration::from_secs(60), || {
         first.metrics().records_produced.load(Ordering::Relaxed) > 0
     });
-    let second = Engine::start(data, Limits::default()).expect("second member");
+    let second = Engine::start(data, limits).expect("second member");
     let loader = {
         let bootstrap = source.bootstrap();
         let topic = topic.clone();

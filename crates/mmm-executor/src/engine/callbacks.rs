@@ -25,7 +25,12 @@ pub(super) struct DeliveryContext {
 }
 
 /// librdkafka's own log lines, into the executor's log.
-fn forward_log(client: &'static str, level: RDKafkaLogLevel, facility: &str, message: &str) {
+pub(super) fn forward_log(
+    client: &'static str,
+    level: RDKafkaLogLevel,
+    facility: &str,
+    message: &str,
+) {
     match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert
@@ -118,6 +123,8 @@ pub(super) struct RebalanceContext {
     /// How long a revoke waits for the revoked partitions' deliveries: the
     /// group's session timeout, after which their new owner reads them anyway.
     pub(super) drain_timeout: Duration,
+    /// The fetch-only consumers the member shares its partitions with.
+    pub(super) fetchers: Arc<super::fetchers::Fetchers>,
 }
 
 impl ClientContext for RebalanceContext {
@@ -133,38 +140,83 @@ impl ClientContext for RebalanceContext {
     /// librdkafka's statistics carry each partition's cached watermarks,
     /// position and committed offset, so the lag costs no request.
     fn stats(&self, statistics: Statistics) {
-        let mut lag = BTreeMap::new();
-        let mut caught_up = HashSet::new();
-        let mut low_watermarks = HashMap::new();
-        for (name, topic) in &statistics.topics {
-            for (id, p) in &topic.partitions {
-                if *id < 0 || !p.desired {
-                    continue;
-                }
-                if p.lo_offset >= 0 {
-                    low_watermarks.insert((name.clone(), *id), p.lo_offset);
-                }
-                let Some(end) = readable_end(p.ls_offset, p.hi_offset) else {
-                    continue;
-                };
-                let position = if p.app_offset >= 0 {
-                    p.app_offset
-                } else {
-                    p.lo_offset
-                };
-                if position >= end {
-                    caught_up.insert((name.clone(), *id));
-                }
-                if let Some(lag_records) = committed_lag(end, p.committed_offset, p.lo_offset) {
-                    lag.insert(format!("{name}-{id}"), lag_records);
-                }
+        // Partitions handed to a fetcher are paused here: their figures come from the fetcher.
+        let fetchers = &self.fetchers;
+        record_statistics(&self.shared, 0, &statistics, |topic, partition| {
+            !fetchers.handed_off(topic, partition)
+        });
+    }
+}
+
+/// What one source consumer's statistics say about the partitions it reads.
+#[derive(Debug, Default)]
+pub(super) struct PartitionFigures {
+    lag: BTreeMap<String, i64>,
+    caught_up: HashSet<(String, i32)>,
+    low_watermarks: HashMap<(String, i32), i64>,
+}
+
+/// Takes the figures of the partitions source consumer `index` reads (those `reads` accepts)
+/// from its statistics, and publishes those of every consumer together.
+pub(super) fn record_statistics(
+    shared: &Shared,
+    index: usize,
+    statistics: &Statistics,
+    reads: impl Fn(&str, i32) -> bool,
+) {
+    let mut figures = PartitionFigures::default();
+    let mut state = shared.lock();
+    for (name, topic) in &statistics.topics {
+        for (id, p) in &topic.partitions {
+            if *id < 0 || !p.desired || !reads(name, *id) {
+                continue;
+            }
+            if p.lo_offset >= 0 {
+                figures
+                    .low_watermarks
+                    .insert((name.clone(), *id), p.lo_offset);
+            }
+            let Some(end) = readable_end(p.ls_offset, p.hi_offset) else {
+                continue;
+            };
+            let position = if p.app_offset >= 0 {
+                p.app_offset
+            } else {
+                p.lo_offset
+            };
+            if position >= end {
+                figures.caught_up.insert((name.clone(), *id));
+            }
+            // The engine's own commits: a fetcher never commits, so its statistics only know
+            // the offset it started from.
+            let committed = state
+                .find_slot(name, *id)
+                .and_then(|i| state.slots.get(i))
+                .and_then(|s| s.last_committed)
+                .unwrap_or(p.committed_offset);
+            if let Some(lag_records) = committed_lag(end, committed, p.lo_offset) {
+                figures.lag.insert(format!("{name}-{id}"), lag_records);
             }
         }
-        self.shared.metrics.set_lag(lag);
-        let mut state = self.shared.lock();
-        state.caught_up = caught_up;
-        state.low_watermarks = low_watermarks;
     }
+    if state.figures.len() <= index {
+        state
+            .figures
+            .resize_with(index + 1, PartitionFigures::default);
+    }
+    state.figures[index] = figures;
+    let mut lag = BTreeMap::new();
+    let mut caught_up = HashSet::new();
+    let mut low_watermarks = HashMap::new();
+    for f in &state.figures {
+        lag.extend(f.lag.iter().map(|(k, v)| (k.clone(), *v)));
+        caught_up.extend(f.caught_up.iter().cloned());
+        low_watermarks.extend(f.low_watermarks.iter().map(|(k, v)| (k.clone(), *v)));
+    }
+    state.caught_up = caught_up;
+    state.low_watermarks = low_watermarks;
+    drop(state);
+    shared.metrics.set_lag(lag);
 }
 
 impl ConsumerContext for RebalanceContext {
@@ -172,6 +224,8 @@ impl ConsumerContext for RebalanceContext {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
         };
+        // Nothing more is read of them before their offsets are committed.
+        self.fetchers.take_back(tpl);
         let revoked: Vec<usize> = {
             let mut state = self.shared.lock();
             for e in tpl.elements() {
@@ -226,9 +280,10 @@ impl ConsumerContext for RebalanceContext {
         self.shared.generation.fetch_add(1, Ordering::Release);
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                self.fetchers.hand_out(consumer, tpl);
                 let mut state = self.shared.lock();
                 for e in tpl.elements() {
                     state.assigned.insert((e.topic().to_owned(), e.partition()));

@@ -9,6 +9,7 @@
 
 mod callbacks;
 mod error;
+mod fetchers;
 mod group_sync;
 mod producers;
 mod provenance;
@@ -38,8 +39,8 @@ use tokio::sync::oneshot;
 use crate::kafka_config::{admin_config, consumer_config, consumer_config_for, producer_config};
 use crate::metrics::Metrics;
 use crate::windows::{
-    measure_round_trip, probe_cluster, producer_reach, target_producers_for, RoundTrips, Side,
-    Windows,
+    measure_round_trip, probe_cluster, producer_reach, source_consumers_for, target_producers_for,
+    RoundTrips, Side, Windows,
 };
 
 /// Bounds and timeouts of the engine.
@@ -62,6 +63,9 @@ pub struct Limits {
     /// Producers the records are spread over; `None`: as many as the round
     /// trip to the target needs ([`crate::windows::target_producers`]).
     pub target_producers: Option<usize>,
+    /// Consumers reading the source, the group member included; `None`: as
+    /// many as the round trip to the source needs ([`crate::windows::source_consumers_for`]).
+    pub source_consumers: Option<usize>,
 }
 
 impl Default for Limits {
@@ -75,6 +79,7 @@ impl Default for Limits {
             metadata_timeout: Duration::from_secs(10),
             follow_round_trip: true,
             target_producers: None,
+            source_consumers: None,
         }
     }
 }
@@ -116,11 +121,12 @@ const ROUND_TRIP_PROBE_TOPIC: &str = "mmm-round-trip-probe";
 const ROUND_TRIP_BUDGET: Duration = Duration::from_secs(2);
 
 /// Measures the round trip to both clusters and sizes the windows for it; the
-/// in-flight bounds of `limits` stay as floors. `target_producers` of the
-/// returned limits is always set.
+/// in-flight bounds of `limits` stay as floors. `target_producers` and
+/// `source_consumers` of the returned limits are always set.
 fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
     if !limits.follow_round_trip {
         limits.target_producers = Some(limits.target_producers.unwrap_or(1));
+        limits.source_consumers = Some(limits.source_consumers.unwrap_or(1));
         return (Windows::default(), limits);
     }
     let probe = match &task.topics {
@@ -165,6 +171,10 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
         target_producers_for(rtt.target, requests, batch_bytes, source_partitions)
     });
     limits.target_producers = Some(producers);
+    let consumers = limits
+        .source_consumers
+        .unwrap_or_else(|| source_consumers_for(rtt.source, source_partitions));
+    limits.source_consumers = Some(consumers);
     tracing::info!(
         source_rtt_ms = rtt.source.as_secs_f64() * 1000.0,
         target_rtt_ms = rtt.target.as_secs_f64() * 1000.0,
@@ -173,6 +183,7 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
         in_flight_bytes = limits.max_in_flight_bytes,
         in_flight_records = limits.max_in_flight_records,
         target_producers = producers,
+        source_consumers = consumers,
         source_partitions,
         "windows sized for the round trips"
     );
@@ -239,17 +250,27 @@ impl Engine {
         let drain_timeout = limits
             .revoke_drain_timeout
             .unwrap_or_else(|| session_timeout(&task.consumer));
-        let consumer: BaseConsumer<RebalanceContext> =
-            consumer_config_for(&task.consumer, &windows)
-                .create_with_context(RebalanceContext {
-                    shared: shared.clone(),
-                    producers: producers.clone(),
-                    drain_timeout,
-                })
-                .map_err(|source| EngineError::Config {
+        let consumers = limits.source_consumers.unwrap_or(1);
+        let member_config = consumer_config_for(&task.consumer, &windows.shared_by(consumers));
+        let fetchers = Arc::new(
+            fetchers::Fetchers::create(&member_config, consumers, &shared).map_err(|source| {
+                EngineError::Config {
                     client: "consumer",
                     source: Box::new(source),
-                })?;
+                }
+            })?,
+        );
+        let consumer: BaseConsumer<RebalanceContext> = member_config
+            .create_with_context(RebalanceContext {
+                shared: shared.clone(),
+                producers: producers.clone(),
+                drain_timeout,
+                fetchers: fetchers.clone(),
+            })
+            .map_err(|source| EngineError::Config {
+                client: "consumer",
+                source: Box::new(source),
+            })?;
         let subscription = match &task.topics {
             TopicSelection::List(names) => names.clone(),
             TopicSelection::Regex(pattern) => vec![TopicSelection::regex_subscription(pattern)],
@@ -296,6 +317,8 @@ impl Engine {
             task,
             limits,
             consumer,
+            fetchers,
+            turn: Default::default(),
             producers,
             admin,
             source_admin,

@@ -55,6 +55,8 @@ pub(super) struct State {
     pub(super) assigned: std::collections::BTreeSet<(String, i32)>,
     /// The source partitions' log start offsets, from the latest statistics.
     pub(super) low_watermarks: HashMap<(String, i32), i64>,
+    /// The latest statistics' figures of each source consumer (the member first).
+    pub(super) figures: Vec<super::callbacks::PartitionFigures>,
 }
 
 impl State {

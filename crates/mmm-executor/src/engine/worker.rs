@@ -1,6 +1,7 @@
 //! The replication loop and the forwarding of one record.
 
 use super::callbacks::{DeliveryContext, RebalanceContext};
+use super::fetchers::{Fetchers, Turn};
 use super::producers::Producers;
 use super::provenance::{NameError, Provenance, Verdict};
 use super::stall::{PartitionView, StallWatch};
@@ -115,6 +116,9 @@ pub(super) struct Worker {
     pub(super) task: TaskData,
     pub(super) limits: Limits,
     pub(super) consumer: BaseConsumer<RebalanceContext>,
+    /// The fetch-only consumers the member shares its partitions with (none on a LAN).
+    pub(super) fetchers: Arc<Fetchers>,
+    pub(super) turn: Turn,
     pub(super) producers: Arc<Producers>,
     pub(super) admin: AdminClient<DefaultClientContext>,
     pub(super) source_admin: AdminClient<DefaultClientContext>,
@@ -149,10 +153,12 @@ impl Worker {
         // the consumer goes first.
         let Worker {
             consumer,
+            fetchers,
             producers,
             ..
         } = self;
         drop(consumer);
+        drop(fetchers);
         drop(producers);
         outcome.map(|()| Summary {
             committed,
@@ -294,7 +300,7 @@ impl Worker {
             } else {
                 Duration::from_millis(50)
             };
-            match self.consumer.poll(timeout) {
+            match self.fetchers.poll(&self.consumer, &mut self.turn, timeout) {
                 Some(Ok(message)) => {
                     let clusters = Clusters {
                         source: self.consumer.client(),
@@ -431,18 +437,7 @@ impl Worker {
     }
 
     pub(super) fn set_paused(&self, pause: bool) {
-        let Ok(assignment) = self.consumer.assignment() else {
-            return;
-        };
-        if assignment.count() == 0 {
-            return;
-        }
-        let result = if pause {
-            self.consumer.pause(&assignment)
-        } else {
-            self.consumer.resume(&assignment)
-        };
-        match result {
+        match self.fetchers.set_paused(&self.consumer, pause) {
             Ok(()) => tracing::debug!(pause, "backpressure"),
             Err(err) => tracing::warn!(error = %err, pause, "pausing or resuming failed"),
         }
