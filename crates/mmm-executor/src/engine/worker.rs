@@ -497,10 +497,13 @@ pub(super) fn forward(
     let offset = message.offset();
     let generation = shared.generation.load(Ordering::Acquire);
     if routes.generation != generation {
-        // Revoked partitions' slots were freed and may serve others now.
+        // Revoked partitions' slots were freed and may serve others now, and a
+        // revoked topic's handle may be freed and its address reused: a poll that
+        // ran the revoke may return a record of another consumer in the same call.
         for route in &mut routes.list {
             route.slots.clear();
         }
+        routes.forget_handles();
         routes.generation = generation;
     }
     // Only the address is used, never what it points to.
