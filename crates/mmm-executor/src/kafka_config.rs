@@ -142,6 +142,11 @@ fn build(
             }
         }
         Role::Producer => {
+            for (k, v) in windows.producer_properties() {
+                if !props.contains_key(k) {
+                    config.set(k, v);
+                }
+            }
             if let Some(was) = crate::windows::raise_in_flight_requests(&mut config) {
                 tracing::info!(
                     was,
@@ -171,13 +176,12 @@ pub fn consumer_config_for(props: &Properties, windows: &Windows) -> ClientConfi
 
 /// The target producer's configuration.
 pub fn producer_config(props: &Properties) -> ClientConfig {
-    build(
-        PRODUCER_DEFAULTS,
-        props,
-        &[],
-        Role::Producer,
-        &Windows::default(),
-    )
+    producer_config_for(props, &Windows::default())
+}
+
+/// The target producer's configuration with windows sized for a round trip.
+pub fn producer_config_for(props: &Properties, windows: &Windows) -> ClientConfig {
+    build(PRODUCER_DEFAULTS, props, &[], Role::Producer, windows)
 }
 
 /// An admin client's configuration for the source cluster: the consumer's
@@ -265,6 +269,23 @@ mod tests {
         let lan = consumer_config(&props(&[]));
         assert_eq!(lan.get("fetch.max.bytes"), Some("2097152"));
         assert_eq!(lan.get("queued.max.messages.kbytes"), Some("4096"));
+        assert_eq!(lan.get("queued.min.messages"), Some("100000"));
+    }
+
+    #[test]
+    fn a_distant_target_gets_records_without_copies_unless_the_task_says() {
+        let far = Windows::for_round_trips(crate::windows::RoundTrips {
+            source: std::time::Duration::ZERO,
+            target: std::time::Duration::from_millis(100),
+        });
+        let c = producer_config_for(&props(&[]), &far);
+        assert_eq!(c.get("message.copy.max.bytes"), Some("0"));
+        let c = producer_config_for(&props(&[("message.copy.max.bytes", "1024")]), &far);
+        assert_eq!(c.get("message.copy.max.bytes"), Some("1024"));
+        assert_eq!(
+            producer_config(&props(&[])).get("message.copy.max.bytes"),
+            None
+        );
     }
 
     #[test]

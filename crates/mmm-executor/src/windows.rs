@@ -17,8 +17,9 @@
 //!   the source consumers, the fetch at least 2 MiB)
 //! in-flight bytes            = clamp(3 × bdp(target), 8 MiB, 64 MiB)
 //! in-flight records          = clamp(in-flight bytes / 256, 15,000, 140,000)
-//! target producers           = min(clamp(⌈bdp(target) / (requests in flight × batch bytes)⌉, 1, 4),
-//!                                  max(1, source partitions))
+//! message.copy.max.bytes     = 0 when the target is more than 1 ms away (librdkafka's default on a LAN)
+//! target producers           = clamp(⌈3 × bdp(target) / (requests in flight × batch bytes)⌉, 1, 8),
+//!                              then with P source partitions: ⌈P / ⌈P / min(that, P)⌉⌉
 //! ```
 //!
 //! The target producers: librdkafka puts one partition's batch in a produce request and keeps at
@@ -106,10 +107,15 @@ const IN_FLIGHT_RECORDS_MAX: u64 = 140_000;
 const RECORD_BYTES_FOR_COUNT: u64 = 256;
 /// Requests in flight per connection that idempotence keeps in order.
 pub const IDEMPOTENT_IN_FLIGHT: u32 = 5;
-/// Producers the records may be spread over, at most. Each holds its own queue and requests in
-/// flight: at 150 ms, 4 producers moved 56.1 MB/s of 200-byte records at a peak RSS of 254 MB, 5
-/// moved 52.4 MB/s at 285 MB, past the 256 MB the executor keeps to.
-const PRODUCERS_MAX: u64 = 4;
+/// Producers the records may be spread over, at most. Each has its own requests in flight and
+/// broker threads: with 8 producers and 2 malloc arenas (the executor's `main`), 200-byte records
+/// took the executor to 246 MB at 150 ms, and 10 KB records moved 164.7 MB/s at 100 ms where 3
+/// producers moved 101.
+const PRODUCERS_MAX: u64 = 8;
+/// Bandwidth-delay products the producers' requests may hold: a producer's 5 requests are not all
+/// full (4.5 in flight of about 0.94 `batch.size` each at 100 ms, 10 KB records), and the source
+/// partitions do not spread evenly over the producers (8 over 3 puts 3 on one).
+const PRODUCER_REACH_PER_BDP: u64 = 3;
 /// What one fetch answer is assumed to carry at least. Tansu stops at 5 MiB whatever it is asked
 /// (a Kafka broker at its own `fetch.max.bytes`, 55 MB by default); the consumers' answers do not
 /// all come back full, and at 100 ms with 10 KB records 3 consumers (from 5 MiB) moved 0.75 of
@@ -117,6 +123,8 @@ const PRODUCERS_MAX: u64 = 4;
 const FETCH_ANSWER_ASSUMED: u64 = 4 * MIB;
 /// Consumers reading the source, at most: each holds its own prefetch queue and connection.
 const FETCH_CONSUMERS_MAX: u64 = 4;
+/// Round trips up to this are a LAN for the choices that are not sizes.
+const LAN_ROUND_TRIP: Duration = Duration::from_millis(1);
 /// Metadata requests timed after the connection is up; the fastest one counts.
 const PROBES: usize = 3;
 
@@ -144,6 +152,9 @@ pub struct Windows {
     pub in_flight_bytes: u64,
     /// The engine's bound on records in flight to the target.
     pub in_flight_records: u64,
+    /// Whether the target producers copy each record into its produce request
+    /// (`message.copy.max.bytes`): on a LAN only (see [`Windows::producer_properties`]).
+    pub copy_into_requests: bool,
 }
 
 fn bdp(rate: u64, rtt: Duration) -> u64 {
@@ -165,6 +176,20 @@ impl Windows {
             prefetch_messages: PREFETCH_MESSAGES,
             in_flight_bytes,
             in_flight_records,
+            copy_into_requests: rtt.target <= LAN_ROUND_TRIP,
+        }
+    }
+
+    /// The producer properties these windows set. Across a long link most records in flight
+    /// are in produce requests, and librdkafka's copy of each small record into its request
+    /// took about a quarter of the executor's memory: at 100 ms, 200-byte records, 202 and 226 MB
+    /// peak RSS with the copies, 142 and 174 MB without, at the same rate. On a LAN the copies
+    /// stay (few records are in requests, and one contiguous buffer is cheaper to compress).
+    pub fn producer_properties(&self) -> Vec<(&'static str, String)> {
+        if self.copy_into_requests {
+            Vec::new()
+        } else {
+            vec![("message.copy.max.bytes", "0".to_owned())]
         }
     }
 
@@ -228,11 +253,14 @@ impl Default for Windows {
 }
 
 /// How many producers carry the records to a target `rtt` away: enough that their requests in
-/// flight (`requests` per connection, of `batch_bytes` each) hold one bandwidth-delay product.
+/// flight (`requests` per connection, of `batch_bytes` each) hold [`PRODUCER_REACH_PER_BDP`]
+/// bandwidth-delay products.
 /// One on a LAN, at most [`PRODUCERS_MAX`].
 pub fn target_producers(rtt: Duration, requests: u64, batch_bytes: u64) -> usize {
     let reach = requests.max(1).saturating_mul(batch_bytes.max(1));
-    let count = bdp(RATE_GOAL, rtt).div_ceil(reach).clamp(1, PRODUCERS_MAX);
+    let count = (PRODUCER_REACH_PER_BDP * bdp(RATE_GOAL, rtt))
+        .div_ceil(reach)
+        .clamp(1, PRODUCERS_MAX);
     usize::try_from(count).unwrap_or(1)
 }
 
@@ -246,7 +274,14 @@ pub fn target_producers_for(
 ) -> usize {
     let by_round_trip = target_producers(rtt, requests, batch_bytes);
     match source_partitions {
-        Some(n) => by_round_trip.min(n.max(1)),
+        // The busiest producer carries ⌈n / count⌉ partitions and bounds the rate: no more
+        // producers than that load needs (8 partitions over 6 producers put 2 on some; 4 do
+        // the same with fewer).
+        Some(n) => {
+            let n = n.max(1);
+            let per_producer = n.div_ceil(by_round_trip.min(n));
+            n.div_ceil(per_producer)
+        }
         None => by_round_trip,
     }
 }
@@ -449,6 +484,22 @@ mod tests {
     }
 
     #[test]
+    fn records_are_copied_into_requests_on_a_lan_only() {
+        let at = |n| {
+            Windows::for_round_trips(RoundTrips {
+                source: Duration::ZERO,
+                target: ms(n),
+            })
+        };
+        assert!(at(0).producer_properties().is_empty());
+        assert!(at(1).producer_properties().is_empty());
+        assert_eq!(
+            at(20).producer_properties(),
+            vec![("message.copy.max.bytes", "0".to_owned())]
+        );
+    }
+
+    #[test]
     fn the_two_sides_are_sized_apart() {
         let w = Windows::for_round_trips(RoundTrips {
             source: ms(100),
@@ -505,36 +556,43 @@ mod tests {
     }
 
     #[test]
-    fn producers_hold_one_bandwidth_delay_product_in_flight() {
+    fn producers_hold_three_bandwidth_delay_products_in_flight() {
         // 5 requests of 1 MB: a producer reaches 5 MB per round trip.
         assert_eq!(target_producers(Duration::ZERO, 5, 1_000_000), 1);
         assert_eq!(target_producers(ms(1), 5, 1_000_000), 1);
-        assert_eq!(target_producers(ms(20), 5, 1_000_000), 1);
-        // 128 MiB/s × 50 ms = 6.7 MB; × 100 ms = 13.4 MB; × 150 ms = 20.1 MB.
-        assert_eq!(target_producers(ms(50), 5, 1_000_000), 2);
-        assert_eq!(target_producers(ms(100), 5, 1_000_000), 3);
-        assert_eq!(target_producers(ms(150), 5, 1_000_000), 4, "capped");
+        // 3 × 128 MiB/s × 20 ms = 8.1 MB; × 50 ms = 20.1 MB; × 100 ms = 40.3 MB.
+        assert_eq!(target_producers(ms(20), 5, 1_000_000), 2);
+        assert_eq!(target_producers(ms(50), 5, 1_000_000), 5);
+        assert_eq!(target_producers(ms(100), 5, 1_000_000), 8, "capped");
+        assert_eq!(target_producers(ms(150), 5, 1_000_000), 8, "capped");
         assert_eq!(
             target_producers(ms(100), 5, 4_000_000),
-            1,
+            3,
             "bigger batches need fewer"
         );
-        assert_eq!(target_producers(ms(100), 1, 1_000_000), 4, "capped");
+        assert_eq!(target_producers(ms(100), 1, 1_000_000), 8, "capped");
         assert_eq!(
             target_producers(ms(100), 0, 0),
-            4,
+            8,
             "nonsense never divides by zero"
         );
     }
 
     #[test]
     fn no_more_producers_than_source_partitions() {
-        assert_eq!(target_producers_for(ms(100), 5, 1_000_000, None), 3);
+        assert_eq!(target_producers_for(ms(100), 5, 1_000_000, None), 8);
         assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(1)), 1);
         assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(2)), 2);
-        assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(8)), 3);
-        assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(64)), 3);
-        assert_eq!(target_producers_for(ms(150), 5, 1_000_000, Some(64)), 4);
+        assert_eq!(
+            target_producers_for(ms(50), 5, 1_000_000, Some(8)),
+            4,
+            "5 would leave the busiest with 2 partitions, as 4 do"
+        );
+        assert_eq!(target_producers_for(ms(50), 5, 1_000_000, Some(12)), 4);
+        assert_eq!(target_producers_for(ms(50), 5, 1_000_000, Some(3)), 3);
+        assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(9)), 5);
+        assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(64)), 8);
+        assert_eq!(target_producers_for(ms(150), 5, 1_000_000, Some(64)), 8);
         assert_eq!(target_producers_for(ms(0), 5, 1_000_000, Some(64)), 1);
         assert_eq!(target_producers_for(ms(100), 5, 1_000_000, Some(0)), 1);
     }

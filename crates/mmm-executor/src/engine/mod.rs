@@ -36,7 +36,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::sync::oneshot;
 
-use crate::kafka_config::{admin_config, consumer_config, consumer_config_for, producer_config};
+use crate::kafka_config::{
+    admin_config, consumer_config, consumer_config_for, producer_config, producer_config_for,
+};
 use crate::metrics::Metrics;
 use crate::windows::{
     measure_round_trip, probe_cluster, producer_reach, source_consumers_for, target_producers_for,
@@ -226,7 +228,7 @@ impl Engine {
             syncs,
         });
         let producers = Producers::create(
-            &producer_config(&task.producer),
+            &producer_config_for(&task.producer, &windows),
             limits.target_producers.unwrap_or(1),
             &shared,
         )
