@@ -202,7 +202,11 @@ impl Fetchers {
                 if let Err(err) =
                     lists[owner].add_partition_offset(e.topic(), e.partition(), offset)
                 {
+                    // The member keeps it: a partition must be read by someone.
                     tracing::warn!(error = %err, topic = e.topic(), partition = e.partition(), "partition not handed out");
+                    owners.release(e.topic(), e.partition());
+                    owners.give(e.topic(), e.partition(), 0);
+                    let _ = lists[0].add_partition(e.topic(), e.partition());
                 }
             }
         }
@@ -213,11 +217,12 @@ impl Fetchers {
                 continue;
             }
             let fetcher = &self.extra[i - 1];
-            match fetcher
-                .incremental_assign(list)
-                .and_then(|()| fetcher.resume(list))
-            {
+            match fetcher.incremental_assign(list) {
                 Ok(()) => {
+                    // A pause of an earlier assignment would outlive it.
+                    if let Err(err) = fetcher.resume(list) {
+                        tracing::warn!(error = %err, fetcher = i, "resuming a fetcher's partitions failed");
+                    }
                     for e in list.elements() {
                         let _ = handed.add_partition(e.topic(), e.partition());
                     }
