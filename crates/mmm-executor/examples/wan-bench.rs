@@ -6,13 +6,15 @@
 //! ```text
 //! cargo xtask bench wan [-- --quick] [--rtts 0,100] [--sizes 200,10240] [--sides source,target]
 //!     [--megabytes M] [--partitions P] [--producer k=v,..] [--consumer k=v,..] [--lan-windows]
-//!     [--fetch-probe] [--target-producers N] [--source-consumers N]
+//!     [--fetch-probe] [--target-producers N] [--source-consumers N] [--repeat N]
 //! ```
 //!
 //! `--target-producers N`: the executor spreads the records over N producers whatever the round
 //! trip (`MMM_EXECUTOR_TARGET_PRODUCERS`); by default it picks as many as the round trip needs.
 //! `--source-consumers N` likewise for the consumers reading the source
-//! (`MMM_EXECUTOR_SOURCE_CONSUMERS`).
+//! (`MMM_EXECUTOR_SOURCE_CONSUMERS`). `--repeat N` runs each round trip N times, interleaved (0,
+//! 100, 0, 100, ...), and the tables give the median run by rate and the highest peak RSS: on a
+//! small machine two runs of one row differ by up to a third.
 //!
 //! `--sides mock-source`: librdkafka's mock cluster (in this process) as the source, delaying
 //! each of its answers by the round trip instead of the proxy, with a topic of 64 partitions; it
@@ -78,6 +80,8 @@ struct Args {
     target_producers: Option<String>,
     /// `MMM_EXECUTOR_SOURCE_CONSUMERS` for the executor.
     source_consumers: Option<String>,
+    /// Runs of each round trip, interleaved; the tables give the median run.
+    repeat: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -127,6 +131,7 @@ fn args() -> Result<Args> {
         fetch_probe: false,
         target_producers: None,
         source_consumers: None,
+        repeat: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -174,6 +179,13 @@ fn args() -> Result<Args> {
                     .parse::<u32>()
                     .with_context(|| format!("--target-producers {value:?}"))?;
                 a.target_producers = Some(value);
+            }
+            "--repeat" => {
+                a.repeat = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .with_context(|| format!("--repeat {value:?}: a count of 1 or more"))?;
             }
             "--source-consumers" => {
                 value
@@ -288,7 +300,7 @@ fn mb(bytes: u64) -> f64 {
 
 const USAGE: &str = "usage: wan-bench [--quick] [--lan-windows] [--fetch-probe] [--rtts 0,100] \
 [--sizes 200,10240] [--sides source,target,mock-source] [--megabytes M] [--partitions P] \
-[--producer k=v,..] [--consumer k=v,..] [--target-producers N] [--source-consumers N]\n\
+[--producer k=v,..] [--consumer k=v,..] [--target-producers N] [--source-consumers N] [--repeat N]\n\
 MMM_BENCH_EXECUTOR_LOG=<file> keeps the executor's log, with librdkafka's debug lines.";
 
 /// The flags followed by a value.
@@ -302,6 +314,7 @@ const VALUED_FLAGS: &[&str] = &[
     "--consumer",
     "--target-producers",
     "--source-consumers",
+    "--repeat",
 ];
 
 fn main() -> Result<()> {
@@ -367,7 +380,10 @@ fn main() -> Result<()> {
             None
         };
         for &side in &a.sides {
-            for &rtt in &a.rtts {
+            // Interleaved, so that a machine that slows down or speeds up over the runs weighs
+            // on every round trip alike.
+            let rounds = (0..a.repeat).flat_map(|_| a.rtts.iter().copied());
+            for rtt in rounds {
                 let shape = Shape::round_trip(Duration::from_millis(rtt));
                 let (from, topic, partitions) = match (side, &mock) {
                     (Side::MockSource, Some((mock, mock_topic))) => {
@@ -575,54 +591,100 @@ fn fetch_probe(
     })
 }
 
-fn print_tables(rows: &[Row]) {
-    let mut groups: BTreeMap<(Side, usize), Vec<&Row>> = BTreeMap::new();
-    for row in rows {
-        groups.entry((row.side, row.size)).or_default().push(row);
-    }
-    for ((side, size), rows) in groups {
-        let base = rows
+/// The runs of one round trip: the median one by rate, the highest peak RSS of them, and every
+/// run's MB/s.
+struct Runs<'a> {
+    median: &'a Row,
+    peak_rss_mb: f64,
+    rates_mb: Vec<f64>,
+}
+
+fn runs_of<'a>(rows: &[&'a Row]) -> Option<Runs<'a>> {
+    let mut sorted: Vec<&Row> = rows.to_vec();
+    sorted.sort_by(|a, b| a.run.rate.msgs().total_cmp(&b.run.rate.msgs()));
+    let median = *sorted.get((sorted.len().checked_sub(1)?) / 2)?;
+    Some(Runs {
+        median,
+        peak_rss_mb: rows
             .iter()
-            .find(|r| r.rtt == 0)
-            .map_or(f64::NAN, |r| r.run.rate.msgs());
+            .map(|r| r.run.peak_rss_kb as f64 / 1024.0)
+            .fold(0.0, f64::max),
+        rates_mb: rows.iter().map(|r| r.run.rate.mb()).collect(),
+    })
+}
+
+fn print_tables(rows: &[Row]) {
+    let mut groups: BTreeMap<(Side, usize), BTreeMap<u64, Vec<&Row>>> = BTreeMap::new();
+    for row in rows {
+        groups
+            .entry((row.side, row.size))
+            .or_default()
+            .entry(row.rtt)
+            .or_default()
+            .push(row);
+    }
+    for ((side, size), by_rtt) in groups {
+        let runs: Vec<(u64, Runs)> = by_rtt
+            .iter()
+            .filter_map(|(rtt, rows)| Some((*rtt, runs_of(rows)?)))
+            .collect();
+        let repeated = runs.iter().any(|(_, r)| r.rates_mb.len() > 1);
+        let base = runs
+            .iter()
+            .find(|(rtt, _)| *rtt == 0)
+            .map_or(f64::NAN, |(_, r)| r.median.run.rate.msgs());
         println!(
             "\n{} behind the proxy, records of {size} bytes",
             side.name()
         );
-        println!(
-            "| RTT ms | records/s | MB/s payload | wire MB fetched | wire MB produced | ratio to 0 ms | peak RSS MB | executor CPU s | machine busy, cores |"
-        );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for r in &rows {
+        if repeated {
             println!(
-                "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |",
-                r.rtt,
+                "(the median of each round trip's runs by rate; peak RSS: the highest of them)"
+            );
+        }
+        let extra_head = if repeated { " MB/s of each run |" } else { "" };
+        let extra_rule = if repeated { "---:|" } else { "" };
+        println!(
+            "| RTT ms | records/s | MB/s payload | wire MB fetched | wire MB produced | ratio to 0 ms | peak RSS MB | executor CPU s | machine busy, cores |{extra_head}"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|{extra_rule}");
+        for (rtt, runs) in &runs {
+            let r = runs.median;
+            let extra = if repeated {
+                let each: Vec<String> = runs.rates_mb.iter().map(|m| format!("{m:.1}")).collect();
+                format!(" {} |", each.join(", "))
+            } else {
+                String::new()
+            };
+            println!(
+                "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |{extra}",
+                rtt,
                 r.run.rate.msgs(),
                 r.run.rate.mb(),
                 mb(r.source_wire.to_client),
                 mb(r.target_wire.to_server),
                 r.run.rate.msgs() / base,
-                r.run.peak_rss_kb as f64 / 1024.0,
+                runs.peak_rss_mb,
                 r.run.cpu.as_secs_f64(),
                 r.run.machine_busy,
             );
         }
-        for r in &rows {
-            let ratio = r.run.rate.msgs() / base;
-            let rss = r.run.peak_rss_kb as f64 / 1024.0;
-            if r.rtt == RATIO_AT {
+        for (rtt, runs) in &runs {
+            let ratio = runs.median.run.rate.msgs() / base;
+            let rss = runs.peak_rss_mb;
+            if *rtt == RATIO_AT {
                 println!(
                     "  at {RATIO_AT} ms: ratio {ratio:.2} (limit >= {RATIO_LIMIT}: {})",
                     met(ratio >= RATIO_LIMIT)
                 );
             }
-            if r.rtt == 0 {
+            if *rtt == 0 {
                 println!(
                     "  at 0 ms: peak RSS {rss:.1} MB (limit <= {RSS_LIMIT_LAN_MB} MB: {})",
                     met(rss <= RSS_LIMIT_LAN_MB)
                 );
             }
-            if r.rtt == 150 {
+            if *rtt == 150 {
                 println!(
                     "  at 150 ms: peak RSS {rss:.1} MB (limit <= {RSS_LIMIT_FAR_MB} MB: {})",
                     met(rss <= RSS_LIMIT_FAR_MB)
