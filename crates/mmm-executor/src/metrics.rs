@@ -34,6 +34,9 @@ pub struct Metrics {
     pub last_commit_unix_ms: AtomicU64,
     /// Times the engine stopped consuming because too much was in flight.
     pub backpressure_pauses: AtomicU64,
+    /// Milliseconds in all that the in-flight bounds held consumption back: near the
+    /// replication's whole time, a window (or the target) is the bound.
+    pub window_full_ms: AtomicU64,
     /// Records not mirrored because their provenance names the target cluster.
     pub records_skipped_loop: AtomicU64,
     /// Set once the consumer has joined its group and got an assignment.

@@ -283,7 +283,10 @@ impl Worker {
                     continue;
                 }
             } else {
-                blocked_since = None;
+                if let Some(since) = blocked_since.take() {
+                    let ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    Metrics::add(&self.shared.metrics.window_full_ms, ms);
+                }
                 if paused
                     && in_flight <= self.limits.max_in_flight_records / 2
                     && bytes <= self.limits.max_in_flight_bytes / 2
@@ -476,7 +479,12 @@ impl Worker {
             self.producers.serve_or_sleep(&self.shared, DELIVERY_WAIT);
         }
         self.commit_all(CommitMode::Sync);
-        tracing::info!("drained and committed");
+        let metrics = &self.shared.metrics;
+        tracing::info!(
+            records = metrics.records_produced.load(Ordering::Relaxed),
+            window_full_ms = metrics.window_full_ms.load(Ordering::Relaxed),
+            "drained and committed"
+        );
         self.committed()
     }
 }
