@@ -98,6 +98,12 @@ impl Owners {
             .insert(partition, owner);
     }
 
+    /// The member reads the partition itself: a partition must be read by someone.
+    fn back_to_member(&mut self, topic: &str, partition: i32) {
+        self.release(topic, partition);
+        self.give(topic, partition, 0);
+    }
+
     fn release(&mut self, topic: &str, partition: i32) -> Option<usize> {
         let owners = self.by_topic.get_mut(topic)?;
         let owner = owners.remove(&partition)?;
@@ -202,10 +208,8 @@ impl Fetchers {
                 if let Err(err) =
                     lists[owner].add_partition_offset(e.topic(), e.partition(), offset)
                 {
-                    // The member keeps it: a partition must be read by someone.
                     tracing::warn!(error = %err, topic = e.topic(), partition = e.partition(), "partition not handed out");
-                    owners.release(e.topic(), e.partition());
-                    owners.give(e.topic(), e.partition(), 0);
+                    owners.back_to_member(e.topic(), e.partition());
                     let _ = lists[0].add_partition(e.topic(), e.partition());
                 }
             }
@@ -232,8 +236,7 @@ impl Fetchers {
                     tracing::warn!(error = %err, fetcher = i, "handing partitions to a fetcher failed");
                     let mut owners = self.owners();
                     for e in list.elements() {
-                        owners.release(e.topic(), e.partition());
-                        owners.give(e.topic(), e.partition(), 0);
+                        owners.back_to_member(e.topic(), e.partition());
                         let _ = taken_back.add_partition(e.topic(), e.partition());
                     }
                 }
