@@ -132,6 +132,8 @@ pub struct Replication {
     pub rate: Rate,
     /// From the launch to its first consumed record (group join, round-trip probes).
     pub join: Duration,
+    /// Records acknowledged so far, by time since the first consumed record.
+    pub progress: Vec<(Duration, u64)>,
     /// Peak resident set, KiB.
     pub peak_rss_kb: u64,
     /// CPU time of the executor process over its whole life.
@@ -139,6 +141,35 @@ pub struct Replication {
     /// The cores the whole machine kept busy while the records moved (brokers and proxies too):
     /// near the number of cores, the machine, not a window, was the bound.
     pub machine_busy: f64,
+}
+
+/// The share of a run's records the steady rate starts and ends at.
+pub const STEADY_FROM: f64 = 0.1;
+pub const STEADY_TO: f64 = 0.9;
+
+impl Replication {
+    /// The rate while records streamed: from the time the acknowledged count passed
+    /// [`STEADY_FROM`] of the run's records to the time it passed [`STEADY_TO`]. It leaves out
+    /// the round trips every run pays once, whatever its length: the first record's (the target
+    /// topic's metadata, the first produce request) and the last partition's acknowledgement.
+    /// At 100 ms they are a tenth of a 2-second run, and nothing of a mirror that runs for days.
+    pub fn steady(&self) -> Option<Rate> {
+        let at = |share: f64| {
+            let want = (self.rate.records as f64 * share).ceil() as u64;
+            self.progress.iter().find(|(_, produced)| *produced >= want)
+        };
+        let (&(from, low), &(to, high)) = (at(STEADY_FROM)?, at(STEADY_TO)?);
+        let records = usize::try_from(high.checked_sub(low)?).ok()?;
+        if records == 0 || to <= from {
+            return None;
+        }
+        Some(Rate {
+            name: "replication, steady",
+            records,
+            bytes: (self.rate.bytes as f64 * records as f64 / self.rate.records as f64) as usize,
+            elapsed: to - from,
+        })
+    }
 }
 
 /// Runs the real executor binary until it acknowledged `records` records of
@@ -177,6 +208,8 @@ pub fn replicate(
     agent.wait_for_state(TaskState::TaskRunning, Duration::from_secs(60));
     let mut seen = 0usize;
     let mut first = None;
+    // When the acknowledged count was seen to pass each value, from the metrics messages.
+    let mut progress: Vec<(Instant, u64)> = Vec::new();
     let mut ticks_at_first = None;
     let deadline = Instant::now() + Duration::from_secs(900);
     let (done, ticks_at_done) = loop {
@@ -198,7 +231,11 @@ pub fn replicate(
                 first = Some(Instant::now());
                 ticks_at_first = machine_ticks();
             }
-            if v["records_produced"].as_u64().unwrap_or(0) as usize >= records {
+            let produced = v["records_produced"].as_u64().unwrap_or(0);
+            if produced > progress.last().map_or(0, |(_, p)| *p) {
+                progress.push((Instant::now(), produced));
+            }
+            if produced as usize >= records {
                 finished = true;
             }
         }
@@ -227,6 +264,10 @@ pub fn replicate(
             elapsed: done - first,
         },
         join: first - launched,
+        progress: progress
+            .iter()
+            .map(|(at, produced)| (at.saturating_duration_since(first), *produced))
+            .collect(),
         peak_rss_kb,
         cpu,
         machine_busy: busy_cores(ticks_at_first, ticks_at_done),
