@@ -9,7 +9,8 @@
 //! ```text
 //! bdp(rtt)                   = RATE_GOAL × rtt
 //! fetch.max.bytes            = clamp(4 × bdp(source), 2 MiB, 64 MiB)
-//! max.partition.fetch.bytes  = max(1 MiB, fetch.max.bytes / 2)
+//! max.partition.fetch.bytes  = max(1 MiB, fetch.max.bytes / 2), then with P source partitions
+//!                              per consumer: min(that, max(256 KiB, fetch.max.bytes / P))
 //! queued.max.messages.kbytes = max(4 MiB, 2 × fetch.max.bytes) / 1024
 //! queued.min.messages        = 100,000
 //! source consumers           = min(clamp(⌈bdp(source) / 4 MiB⌉, 1, 4), max(1, source partitions))
@@ -91,6 +92,10 @@ const FETCH_MAX: u64 = 64 * MIB;
 /// `fetch.max.bytes` in bandwidth-delay products (see the module's text).
 const FETCH_PER_BDP: u64 = 4;
 const PARTITION_FETCH_MIN: u64 = MIB;
+/// `max.partition.fetch.bytes` when the fetch is spread over many partitions, at least: a broker
+/// answers a partition's first batch whole even when it is larger, so a small share never stops
+/// a partition, but each share should still hold a few batches.
+const PARTITION_SHARE_MIN: u64 = 256 * 1024;
 const PREFETCH_MIN: u64 = 4 * MIB;
 /// `queued.min.messages`: librdkafka stops fetching when either bound of the prefetch queue is
 /// reached, and for small records the count is reached first (each queued record costs about
@@ -108,7 +113,7 @@ const RECORD_BYTES_FOR_COUNT: u64 = 256;
 /// Requests in flight per connection that idempotence keeps in order.
 pub const IDEMPOTENT_IN_FLIGHT: u32 = 5;
 /// Producers the records may be spread over, at most. Each has its own requests in flight and
-/// broker threads: with 8 producers and 2 malloc arenas (the executor's `main`), 200-byte records
+/// broker threads: with 8 producers and 2 glibc malloc arenas (before jemalloc), 200-byte records
 /// took the executor to 246 MB at 150 ms, and 10 KB records moved 164.7 MB/s at 100 ms where 3
 /// producers moved 101.
 const PRODUCERS_MAX: u64 = 8;
@@ -225,6 +230,29 @@ impl Windows {
             partition_fetch_bytes: (fetch / 2).max(PARTITION_FETCH_MIN),
             prefetch_kbytes: (2 * fetch).max(PREFETCH_MIN) / 1024,
             prefetch_messages: self.prefetch_messages / n,
+            ..self
+        }
+    }
+
+    /// The windows of a consumer that reads `partitions` source partitions, when their number is
+    /// known: each partition may fill an equal share of a fetch answer (at least
+    /// [`PARTITION_SHARE_MIN`], at most the unspread size), so that every answer carries records
+    /// of every partition rather than of the first two.
+    ///
+    /// Across a long link to the target this is what keeps every producer busy: a partition's
+    /// records all go through one producer, which carries at most 5 requests per round trip. A
+    /// source that answered the lowest-numbered partitions first (Tansu did, two partitions of
+    /// 1 MiB per 2 MiB answer) fed one or two producers at a time, and at 150 ms the records
+    /// window filled with those partitions' records.
+    pub fn spread_over(self, partitions: Option<usize>) -> Windows {
+        let Some(n) = partitions.filter(|n| *n > 0) else {
+            return self;
+        };
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        Windows {
+            partition_fetch_bytes: (self.fetch_max_bytes / n)
+                .max(PARTITION_SHARE_MIN)
+                .min(self.partition_fetch_bytes),
             ..self
         }
     }
@@ -553,6 +581,49 @@ mod tests {
         );
         assert_eq!(quarter.prefetch_kbytes, lan.prefetch_kbytes);
         assert_eq!(quarter.prefetch_messages, 25_000);
+    }
+
+    #[test]
+    fn a_fetch_is_spread_over_the_partitions_a_consumer_reads() {
+        let lan = Windows::default();
+        // 2 MiB over 8 partitions: 256 KiB each, so an answer carries all eight.
+        assert_eq!(lan.spread_over(Some(8)).partition_fetch_bytes, 262_144);
+        assert_eq!(
+            lan.spread_over(Some(4)).partition_fetch_bytes,
+            524_288,
+            "2 MiB over 4"
+        );
+        assert_eq!(
+            lan.spread_over(Some(500)).partition_fetch_bytes,
+            262_144,
+            "never below the least share"
+        );
+        assert_eq!(
+            lan.spread_over(Some(1)).partition_fetch_bytes,
+            lan.partition_fetch_bytes,
+            "never above the unspread size"
+        );
+        assert_eq!(lan.spread_over(None), lan, "unknown partitions: unchanged");
+        assert_eq!(lan.spread_over(Some(0)), lan);
+        let spread = lan.spread_over(Some(8));
+        assert_eq!(
+            Windows {
+                partition_fetch_bytes: lan.partition_fetch_bytes,
+                ..spread
+            },
+            lan,
+            "nothing else changes"
+        );
+        // Far from the source, each of 4 consumers reads 2 of 8 partitions: half its fetch each.
+        let far = Windows::for_round_trips(RoundTrips {
+            source: ms(100),
+            target: ms(100),
+        })
+        .shared_by(4);
+        assert_eq!(
+            far.spread_over(Some(2)).partition_fetch_bytes,
+            far.fetch_max_bytes / 2
+        );
     }
 
     #[test]

@@ -124,7 +124,8 @@ const ROUND_TRIP_BUDGET: Duration = Duration::from_secs(2);
 
 /// Measures the round trip to both clusters and sizes the windows for it; the
 /// in-flight bounds of `limits` stay as floors. `target_producers` and
-/// `source_consumers` of the returned limits are always set.
+/// `source_consumers` of the returned limits are always set, and the consumer
+/// windows returned are those of one of the source consumers.
 fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
     if !limits.follow_round_trip {
         limits.target_producers = Some(limits.target_producers.unwrap_or(1));
@@ -188,6 +189,14 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
         source_consumers = consumers,
         source_partitions,
         "windows sized for the round trips"
+    );
+    let per_consumer = source_partitions.map(|p| p.div_ceil(consumers.max(1)));
+    let windows = windows.shared_by(consumers).spread_over(per_consumer);
+    tracing::info!(
+        fetch_max_bytes = windows.fetch_max_bytes,
+        partition_fetch_bytes = windows.partition_fetch_bytes,
+        prefetch_kbytes = windows.prefetch_kbytes,
+        "each source consumer's fetch"
     );
     (windows, limits)
 }
@@ -253,7 +262,7 @@ impl Engine {
             .revoke_drain_timeout
             .unwrap_or_else(|| session_timeout(&task.consumer));
         let consumers = limits.source_consumers.unwrap_or(1);
-        let member_config = consumer_config_for(&task.consumer, &windows.shared_by(consumers));
+        let member_config = consumer_config_for(&task.consumer, &windows);
         let fetchers = Arc::new(
             fetchers::Fetchers::create(&member_config, consumers, &shared).map_err(|source| {
                 EngineError::Config {
