@@ -648,7 +648,10 @@ fn print_tables(rows: &[Row]) {
             .filter_map(|(rtt, rows)| Some((*rtt, runs_of(rows)?)))
             .collect();
         let repeated = runs.iter().any(|(_, r)| r.rates_mb.len() > 1);
-        let base = runs.iter().find(|(rtt, _)| *rtt == 0).map(|(_, r)| &r.median.run);
+        let base = runs
+            .iter()
+            .find(|(rtt, _)| *rtt == 0)
+            .map(|(_, r)| &r.median.run);
         let base_steady = base.map_or(f64::NAN, judged_msgs);
         let base_whole = base.map_or(f64::NAN, |r| r.rate.msgs());
         println!(
@@ -660,7 +663,11 @@ fn print_tables(rows: &[Row]) {
                 "(the median of each round trip's runs by steady rate; peak RSS: the highest of them)"
             );
         }
-        let extra_head = if repeated { " steady MB/s of each run |" } else { "" };
+        let extra_head = if repeated {
+            " steady MB/s of each run |"
+        } else {
+            ""
+        };
         let extra_rule = if repeated { "---:|" } else { "" };
         println!(
             "| RTT ms | records/s steady | MB/s steady | ratio steady | MB/s whole | ratio whole | first ack ms | wire MB fetched | wire MB produced | peak RSS MB | executor CPU s | machine busy, cores |{extra_head}"
