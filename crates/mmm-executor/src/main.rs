@@ -39,8 +39,8 @@ fn main() -> ExitCode {
 /// delivery report arrives, and is no longer in the CPU's caches. glibc's `free` reads and writes
 /// the headers of the freed chunk and its neighbours to coalesce them, and its `malloc` walks the
 /// bins that this leaves; jemalloc keeps its metadata apart and caches freed blocks per thread.
-/// At 100 ms (200-byte records) the executor needed 2.2 to 2.5 s of CPU per 200 MB instead of
-/// 3.3 to 4.1 s, and moved 100 to 105 MB/s instead of 63 to 87 (docs/performance.md).
+/// At 100 ms (200-byte records) the executor needed 2.4 to 2.6 s of CPU per 200 MB instead of
+/// 3.0 to 4.1 s, and moved 95 to 105 MB/s instead of 63 to 87 (docs/performance.md).
 ///
 /// Its options are built in (`JEMALLOC_SYS_WITH_MALLOC_CONF` in `.cargo/config.toml`): one arena
 /// and small thread caches keep the LAN's peak RSS where glibc had it (59 MB); freed pages go
