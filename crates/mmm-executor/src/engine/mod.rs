@@ -178,10 +178,14 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
         .source_consumers
         .unwrap_or_else(|| source_consumers_for(rtt.source, source_partitions));
     limits.source_consumers = Some(consumers);
+    let per_consumer = source_partitions.map(|p| p.div_ceil(consumers.max(1)));
+    let windows = windows.shared_by(consumers).spread_over(per_consumer);
+    // The fetch figures are each source consumer's.
     tracing::info!(
         source_rtt_ms = rtt.source.as_secs_f64() * 1000.0,
         target_rtt_ms = rtt.target.as_secs_f64() * 1000.0,
         fetch_max_bytes = windows.fetch_max_bytes,
+        partition_fetch_bytes = windows.partition_fetch_bytes,
         prefetch_kbytes = windows.prefetch_kbytes,
         in_flight_bytes = limits.max_in_flight_bytes,
         in_flight_records = limits.max_in_flight_records,
@@ -189,14 +193,6 @@ fn size_windows(task: &TaskData, mut limits: Limits) -> (Windows, Limits) {
         source_consumers = consumers,
         source_partitions,
         "windows sized for the round trips"
-    );
-    let per_consumer = source_partitions.map(|p| p.div_ceil(consumers.max(1)));
-    let windows = windows.shared_by(consumers).spread_over(per_consumer);
-    tracing::info!(
-        fetch_max_bytes = windows.fetch_max_bytes,
-        partition_fetch_bytes = windows.partition_fetch_bytes,
-        prefetch_kbytes = windows.prefetch_kbytes,
-        "each source consumer's fetch"
     );
     (windows, limits)
 }
